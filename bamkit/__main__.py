@@ -1,0 +1,5 @@
+import sys
+
+from bamkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""The attribution plug-in contract: methods, kernels, execution options and the method registry.
+
+Hyper-parameters belong to a method's constructor; data goes in the call (captum's uniform signature, zennit's
+constructors). Most gradient methods are a *kernel* (what is computed for one input: the input gradient, the
+guided-backprop gradient, a GradCAM map) evaluated on the inputs a *sampler* draws (noise, a path, pixel dropping)
+and reduced by a *reducer* (mean, mean of squares, variance, ...); see ``engine.py``. Methods that do not fit
+implement :meth:`Method.attribute` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from bamkit.errors import ConfigError
+from bamkit.registry import Registry
+
+KernelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How the forward/backward passes run. Numerics other than fp32 are opt-in (fidelity: ``bench/``).
+
+    Args:
+        precision: ``fp32``; ``tf32`` (TF32 matmuls/convs on Ampere+); ``bf16`` (autocast to bfloat16;
+            gradients w.r.t. the input stay float32).
+        channels_last: run the model in NHWC memory format (faster convolutions on GPU).
+        compile: ``torch.compile`` the forward + input-gradient step (cached per model, kernel and shape).
+        batch_size: largest number of samples in one forward/backward (bounds memory whatever ``n_samples`` is).
+    """
+
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "tf32", "bf16"):
+            raise ConfigError(f"precision {self.precision!r} is not one of 'fp32', 'tf32', 'bf16'")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+class Kernel(ABC):
+    """A per-sample attribution: ``fn(x (B,C,H,W), target (B,)) -> (B,C',H,W)`` for one model.
+
+    ``bind`` prepares the model for the duration of a ``with`` block (swapping ReLUs, registering hooks) and
+    must undo everything on exit, also after an exception. Kernels with equal :meth:`key` compute the same
+    thing, so the engine evaluates each (kernel, sampler) combination once for all methods that share it.
+    """
+
+    @abstractmethod
+    def key(self) -> Hashable:
+        """Identity of what the kernel computes (class name + hyper-parameters)."""
+
+    @abstractmethod
+    def bind(self, model: nn.Module, opts: ExecOptions) -> contextlib.AbstractContextManager[KernelFn]:
+        """Context manager yielding the kernel function for ``model``."""
+
+
+class Method(ABC):
+    """Base class of registered attribution methods.
+
+    Subclasses set ``name`` (via :func:`register`), ``paper`` (citation), ``output`` and implement
+    :meth:`attribute`; engine-backed methods derive from ``engine.SampledMethod`` instead.
+
+    Attributes:
+        output: ``"input"`` for (N,C,H,W) attributions, ``"map"`` for (N,1,H,W) maps (GradCAM, random).
+        stochastic: whether the result depends on ``generator``.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    output: ClassVar[str] = "input"
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        if params:
+            raise ConfigError(f"attribution {self.name!r} takes no parameter {next(iter(params))!r}")
+
+    @abstractmethod
+    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, *,
+                  generator: torch.Generator | None = None, opts: ExecOptions = ExecOptions()) -> torch.Tensor:
+        """Attributions for ``inputs`` (N,C,H,W) towards ``target`` (N,) at input resolution."""
+
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters this instance was built with (for cache keys and reports)."""
+        return {k: getattr(self, k) for k in parameter_defaults(type(self)) if hasattr(self, k)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+METHODS: Registry[type[Method]] = Registry("attribution", "bamkit methods")
+
+
+def register(name: str, paper: str = "") -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: register an attribution method under ``name``."""
+
+    def deco(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        if paper:
+            cls.paper = paper
+        METHODS.add(name, cls)
+        return cls
+
+    return deco
+
+
+def parameter_defaults(cls: type) -> dict[str, Any]:
+    """Keyword parameters of ``cls.__init__`` with their defaults (``inspect.Parameter.empty`` if required)."""
+    sig = inspect.signature(cls.__init__)
+    return {n: p.default for n, p in sig.parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def validate_params(cls: type[Method], params: dict[str, Any]) -> None:
+    """Reject unknown hyper-parameters before any model runs, naming the method and the known ones."""
+    known = parameter_defaults(cls)
+    for k in params:
+        if k not in known:
+            raise ConfigError(f"attribution {cls.name!r} has no parameter {k!r}; "
+                              f"known: {', '.join(known) or 'none'}")
+
+
+@contextlib.contextmanager
+def model_guard(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode with weight gradients off; restore mode and ``requires_grad`` flags after."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, f in flags:
+            p.requires_grad_(f)
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def removable(handles: list) -> Iterator[list]:
+    """Hold hook handles; remove every one on exit, exception or not (captum's hook-removal contract)."""
+    try:
+        yield handles
+    finally:
+        for h in handles:
+            h.remove()
+        handles.clear()
+
+
+def check_inputs(inputs: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
+    """Validate (N,C,H,W) float inputs and return ``target`` as a LongTensor (N,) on the inputs' device."""
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4 or not inputs.is_floating_point():
+        got = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ConfigError(f"attribute(): inputs must be a float tensor (N,C,H,W), got {got}")
+    if isinstance(target, int):
+        target = torch.full((inputs.shape[0],), target, dtype=torch.long)
+    if not isinstance(target, torch.Tensor) or target.ndim != 1 or target.shape[0] != inputs.shape[0]:
+        raise ConfigError(f"attribute(): target must be a LongTensor of shape ({inputs.shape[0]},), got "
+                          f"{getattr(target, 'shape', target)}")
+    return target.to(device=inputs.device, dtype=torch.long)

@@ -1,0 +1,75 @@
+"""The ``bamkit`` command line (API.md). Each subcommand lives in ``bamkit/commands/<name>.py`` with
+``add_arguments(parser)`` and ``run(args) -> int | None``; modules are imported lazily so ``--help`` is fast.
+
+bamkit's own errors (:class:`~bamkit.errors.BamkitError`) print one line and exit non-zero; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from bamkit import __version__
+from bamkit.errors import BamkitError
+
+# (command, module, one-line help). Order is the order in `bamkit --help`.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("sources", "sources", "write synthetic source data in the real COCO / MiniPlaces formats"),
+    ("build", "build", "build every set a dataset recipe names into one HDF5 file"),
+    ("inspect", "inspect", "summarise a dataset file and check its invariants"),
+    ("preview", "preview", "write a contact sheet of a set's images with mask outlines"),
+    ("train", "train", "train one BAM model, or every model of a sweep config (Lightning)"),
+    ("verify", "verify", "check the models' relative feature importance (BAM Figure 2)"),
+    ("delta", "delta", "craft the IIR δ patches into the bamboo_forest_patch set"),
+    ("evaluate", "evaluate", "compute attributions and metrics into a results folder"),
+    ("report", "report", "write the HTML/Markdown/CSV report of a results folder"),
+    ("run", "run", "the main job: every stage in order (default: the embedded demo)"),
+    ("methods", "methods", "list the registered attribution methods with their defaults"),
+    ("metrics", "metrics", "list the registered metrics"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bamkit",
+        description="Benchmark image attribution methods with BAM (Yang & Kim 2019).",
+    )
+    parser.add_argument("--version", action="version", version=f"bamkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        mod = importlib.import_module(f"bamkit.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        format="%(levelname)s %(name)s: %(message)s" if args.verbose > 1 else "%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        rc = args._module.run(args)
+    except BamkitError as e:
+        print(f"bamkit {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"bamkit {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""List registered metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from bamkit.errors import NotBuiltError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotBuiltError("'bamkit metrics' is not built yet")
