@@ -1,0 +1,497 @@
+"""The BAM dataset file: schema, writer and lazy reader (API.md "HDF5 dataset file").
+
+One HDF5 file holds every set of a build. Each set is a group (``obj_scene``, ``commonality/k0.3`` …) holding
+the API.md datasets (:data:`FIELDS`) plus optional provenance datasets (:data:`EXTRA_FIELDS`). All datasets of
+a set are chunked along rows with the same ``chunk_rows``. Every dataset except ``images`` is deflate-compressed
+at :data:`GZIP_LEVEL` (masks shrink ~40x for almost no time); ``images`` are stored raw unless the file was
+created with ``compress_images=True`` (file attribute), because deflate saves only ~28 % on natural images and
+would cost more time than everything else in a build together (measured in ``bench/build.py``). The builder
+compresses chunks in worker processes and stores them with ``write_direct_chunk`` while :func:`write_set`
+(used by later stages, e.g. the δ patches) writes the same layout through h5py.
+
+Files are byte-reproducible: creation order is tracked, no object carries a timestamp (``track_times=False``),
+the library version bounds are pinned and nothing run-specific (paths of the output, argv, worker count) is
+stored. A set is listed by :meth:`BamFile.sets` only once its ``complete`` attribute is written, which
+happens last, so a half-written set (an interrupted :func:`write_set`) is never read as valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bamkit.errors import DataError
+
+SCHEMA_VERSION = 1
+
+# API.md datasets of every set: name -> dtype. Shapes: images (N,H,W,3), masks (N,H,W), boxes (N,4), rest (N,).
+FIELDS: dict[str, np.dtype] = {
+    "images": np.dtype(np.uint8),
+    "masks": np.dtype(np.bool_),
+    "boxes": np.dtype(np.int32),
+    "object_label": np.dtype(np.int16),
+    "scene_label": np.dtype(np.int16),
+    "split": np.dtype(np.uint8),
+    "pair_index": np.dtype(np.int32),
+}
+# Optional per-row provenance written by the builder (other writers may leave them out):
+#   object_index   i of the (object, scene, i) composite the row comes from or pairs with; -1 where none
+#   paired_object  label of the object whose mask the row carries (also in scene_only rows, which have
+#                  object_label -1 because no object is visible); -1 where none
+#   source_object  COCO (image_id, annotation_id) of that object; -1s where none
+#   source_scene   MiniPlaces file of the scene pixels, relative to the MiniPlaces root; b"" where none
+# ``source_scene`` is fixed-length bytes whose width the writer chooses (see :func:`extra_dtype`).
+EXTRA_FIELDS: dict[str, np.dtype] = {
+    "object_index": np.dtype(np.int32),
+    "paired_object": np.dtype(np.int16),
+    "source_object": np.dtype(np.int64),
+    "source_scene": np.dtype("S1"),
+}
+GZIP_LEVEL = 4
+LIBVER = ("earliest", "v110")
+SPLIT_TRAIN, SPLIT_VAL = 0, 1
+
+
+def row_shape(field: str, size: int) -> tuple[int, ...]:
+    """Shape of one row of ``field`` in a file whose images are ``size`` x ``size``."""
+    if field == "images":
+        return (size, size, 3)
+    if field == "masks":
+        return (size, size)
+    if field in ("boxes",):
+        return (4,)
+    if field == "source_object":
+        return (2,)
+    return ()
+
+
+def _fail_if_not_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(
+            f"dataset file {str(path)!r} does not exist; build it with 'bamkit build RECIPE.yaml'"
+        )
+    if not h5py.is_hdf5(path):
+        raise DataError(f"{str(path)!r} is not an HDF5 file; pass a dataset built by 'bamkit build'")
+
+
+def _check_schema(f: h5py.File, path: Path) -> None:
+    version = f.attrs.get("schema_version")
+    if version is None:
+        raise DataError(f"{str(path)!r} has no 'schema_version' attribute; it was not written by bamkit")
+    if int(version) != SCHEMA_VERSION:
+        raise DataError(
+            f"{str(path)!r} has schema_version {int(version)}, this bamkit reads {SCHEMA_VERSION}; "
+            "rebuild the dataset with this version ('bamkit build')"
+        )
+
+
+def _text(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.ndarray):
+        return [_text(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _read_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    out = {k: _text(v) for k, v in attrs.items()}
+    for k, v in list(out.items()):
+        # JSON-valued attributes are stored with a ``json:`` prefix so readers get the structure back.
+        if isinstance(v, str) and v.startswith("json:"):
+            out[k] = json.loads(v[5:])
+    return out
+
+
+def _write_attrs(obj: h5py.Group | h5py.Dataset, attrs: Mapping[str, Any]) -> None:
+    for k, v in attrs.items():
+        if isinstance(v, (dict, list, tuple)) and not (
+            isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)
+        ):
+            obj.attrs[k] = "json:" + json.dumps(v, sort_keys=True, default=str)
+        elif isinstance(v, (list, tuple)):
+            obj.attrs[k] = np.array(list(v), dtype=h5py.string_dtype())
+        elif v is None:
+            obj.attrs[k] = "json:null"
+        else:
+            obj.attrs[k] = v
+
+
+class SetView:
+    """One set of a :class:`BamFile`; reads rows lazily.
+
+    Args:
+        bf: the owning file.
+        name: the set's name, e.g. ``"obj_scene"`` or ``"commonality/k0.3"``.
+    """
+
+    def __init__(self, bf: BamFile, name: str) -> None:
+        self._bf = bf
+        self.name = name
+        g = bf._handle()[name]
+        self._len = int(g["images"].shape[0])
+        self.attrs: dict[str, Any] = _read_attrs(g.attrs)
+        self.fields: list[str] = list(g.keys())
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"SetView({self.name!r}, n={self._len})"
+
+    def read(self, field: str, idx: slice | np.ndarray | list[int] | int | None = None) -> np.ndarray:
+        """Read rows of one dataset.
+
+        Args:
+            field: a dataset name (:data:`FIELDS`, or an extra provenance field present in the set).
+            idx: ``None`` for all rows, a slice, one int, or an int array in any order (duplicates allowed);
+                a bool array of length ``len(self)`` selects rows.
+
+        Returns:
+            numpy array, e.g. ``images`` (n, H, W, 3) uint8, ``masks`` (n, H, W) bool, ``boxes`` (n, 4) int32.
+        """
+        g = self._bf._handle()[self.name]
+        if field not in g:
+            raise DataError(
+                f"set {self.name!r} of {str(self._bf.path)!r} has no dataset {field!r}; "
+                f"it has {', '.join(self.fields)}"
+            )
+        d = g[field]
+        if idx is None:
+            return d[()]
+        if isinstance(idx, slice):
+            return d[idx]
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx)
+            if not -self._len <= i < self._len:
+                raise DataError(f"row {i} is out of range for set {self.name!r} with {self._len} rows")
+            return d[i % self._len]
+        arr = np.asarray(idx)
+        if arr.dtype == np.bool_:
+            if arr.shape != (self._len,):
+                raise DataError(f"bool row selector has shape {arr.shape}, expected ({self._len},)")
+            arr = np.flatnonzero(arr)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"row indices must be a 1-D int array, got dtype {arr.dtype} shape {arr.shape}")
+        if arr.size == 0:
+            return np.empty((0, *d.shape[1:]), dtype=d.dtype)
+        arr = np.where(arr < 0, arr + self._len, arr)
+        if arr.min() < 0 or arr.max() >= self._len:
+            raise DataError(f"row indices out of range for set {self.name!r} with {self._len} rows")
+        # h5py needs increasing unique indices: read those, then restore the caller's order.
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        return d[uniq][inverse]
+
+
+class BamFile:
+    """Read-only, lazy view of a dataset file; picklable (it re-opens the file in each process).
+
+    Example:
+        >>> with BamFile("bam.h5") as bf:
+        ...     view = bf["obj_scene"]
+        ...     x = view.read("images", slice(0, 8))   # (8, H, W, 3) uint8
+
+    Args:
+        path: the HDF5 file written by ``bamkit build``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._h: h5py.File | None = None
+        self._pid = -1
+        f = self._handle()
+        self.attrs: dict[str, Any] = _read_attrs(f.attrs)
+        self.object_classes: list[str] = list(self.attrs.get("object_classes", []))
+        self.scene_classes: list[str] = list(self.attrs.get("scene_classes", []))
+        self.image_size: int = int(self.attrs.get("image_size", 0))
+
+    def _handle(self) -> h5py.File:
+        # One handle per process: h5py handles must never cross a fork/spawn.
+        if self._h is None or self._pid != os.getpid() or not self._h.id.valid:
+            _fail_if_not_file(self.path)
+            try:
+                self._h = h5py.File(self.path, "r")
+            except OSError as e:
+                raise DataError(
+                    f"cannot open {str(self.path)!r}: {e}; the file may be incomplete or corrupt"
+                ) from None
+            self._pid = os.getpid()
+            _check_schema(self._h, self.path)
+        return self._h
+
+    def close(self) -> None:
+        """Close the handle of this process (a later read re-opens it)."""
+        if self._h is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._h.close()
+        self._h = None
+
+    def __enter__(self) -> BamFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h"] = None
+        state["_pid"] = -1
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def sets(self) -> list[str]:
+        """Names of the complete sets, in creation order (nested ones as ``commonality/k0.1``)."""
+        return _list_sets(self._handle())
+
+    def has(self, name: str) -> bool:
+        """Whether the complete set ``name`` is in the file."""
+        f = self._handle()
+        return name in f and isinstance(f[name], h5py.Group) and bool(f[name].attrs.get("complete", False))
+
+    def __getitem__(self, name: str) -> SetView:
+        if not self.has(name):
+            raise DataError(
+                f"set {name!r} is not in {str(self.path)!r}; it has {', '.join(self.sets()) or 'no sets'} "
+                "(build it with the recipe's 'sets' list, or run the stage that writes it)"
+            )
+        return SetView(self, name)
+
+    def __repr__(self) -> str:
+        return f"BamFile({str(self.path)!r})"
+
+
+def _list_sets(g: h5py.Group, prefix: str = "") -> list[str]:
+    out = []
+    for k in g.keys():
+        item = g[k]
+        if not isinstance(item, h5py.Group):
+            continue
+        name = f"{prefix}{k}"
+        if "images" in item:
+            if bool(item.attrs.get("complete", False)):
+                out.append(name)
+        else:
+            out.extend(_list_sets(item, prefix=name + "/"))
+    return out
+
+
+def compressed(field: str, compress_images: bool) -> bool:
+    """Whether ``field`` is deflate-compressed in a file with the given ``compress_images`` setting."""
+    return compress_images or field != "images"
+
+
+def create_file(
+    path: str | Path,
+    object_classes: list[str],
+    scene_classes: list[str],
+    image_size: int,
+    attrs: Mapping[str, Any] | None = None,
+    compress_images: bool = False,
+) -> h5py.File:
+    """Create a new dataset file (overwriting ``path``) with the reproducible settings and file attributes.
+
+    Args:
+        path: where to write (the builder passes its temporary name).
+        object_classes: label names of ``object_label``; scene_classes: of ``scene_label``.
+        image_size: the side H = W of every image in the file.
+        attrs: more file attributes (``recipe``, ``seed``, ``provenance`` …); dicts are stored as JSON.
+        compress_images: deflate the ``images`` datasets too (smaller, slower; recorded in the file).
+
+    Returns:
+        the open, writable h5py file (the caller closes it).
+    """
+    import bamkit
+
+    f = h5py.File(path, "w", track_order=True, libver=LIBVER)
+    base = {
+        "schema_version": SCHEMA_VERSION,
+        "bamkit_version": bamkit.__version__,
+        "object_classes": list(object_classes),
+        "scene_classes": list(scene_classes),
+        "image_size": int(image_size),
+        "compress_images": bool(compress_images),
+    }
+    _write_attrs(f, {**base, **dict(attrs or {})})
+    return f
+
+
+@contextlib.contextmanager
+def open_for_append(path: str | Path) -> Iterator[h5py.File]:
+    """Open a built dataset file ``r+`` to add or replace a set with :func:`write_set`.
+
+    Example:
+        >>> with open_for_append("bam.h5") as h5:
+        ...     write_set(h5, "bamboo_forest_patch", arrays, attrs={"model": "f_empty"})
+    """
+    p = Path(path)
+    _fail_if_not_file(p)
+    f = h5py.File(p, "r+")
+    try:
+        _check_schema(f, p)
+        yield f
+    finally:
+        f.close()
+
+
+def extra_dtype(field: str, arr: np.ndarray | None = None) -> np.dtype:
+    """The on-disk dtype of a provenance field (``source_scene`` keeps the width of the strings given)."""
+    if field == "source_scene":
+        width = max(1, arr.dtype.itemsize) if arr is not None else 1
+        return np.dtype(f"S{width}")
+    return EXTRA_FIELDS[field]
+
+
+def create_set(
+    h5: h5py.File,
+    name: str,
+    n: int,
+    size: int,
+    extra: Mapping[str, np.dtype] | None = None,
+    chunk_rows: int = 64,
+) -> h5py.Group:
+    """Create (replacing any existing) the empty group and datasets of one set with the shared layout.
+
+    Args:
+        h5: a writable dataset file.
+        name: set name; ``/`` nests groups (``commonality/k0.5``).
+        n: number of rows (>= 1).
+        size: image side.
+        extra: provenance fields to create as well, name -> on-disk dtype.
+        chunk_rows: rows per chunk of every dataset (capped at ``n``).
+
+    Returns:
+        the set's group (its ``complete`` attribute is not set yet; see :func:`mark_complete`).
+    """
+    if n < 1:
+        raise DataError(f"set {name!r} would have {n} rows; a set needs at least one row")
+    if chunk_rows < 1:
+        raise DataError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if name in h5:
+        del h5[name]
+    parent = h5
+    parts = name.split("/")
+    for part in parts[:-1]:
+        parent = parent[part] if part in parent else parent.create_group(part, track_order=True)
+    g = parent.create_group(parts[-1], track_order=True)
+    rows = min(chunk_rows, n)
+    compress_images = bool(h5.file.attrs.get("compress_images", False))
+    specs = [(k, dt) for k, dt in FIELDS.items()] + list((extra or {}).items())
+    for field, dt in specs:
+        shape = row_shape(field, size)
+        g.create_dataset(
+            field,
+            shape=(n, *shape),
+            dtype=dt,
+            chunks=(rows, *shape),
+            compression="gzip" if compressed(field, compress_images) else None,
+            compression_opts=GZIP_LEVEL if compressed(field, compress_images) else None,
+            track_times=False,
+        )
+    return g
+
+
+def mark_complete(g: h5py.Group, attrs: Mapping[str, Any] | None = None) -> None:
+    """Write the set's attributes and, last, ``complete = True``."""
+    _write_attrs(g, dict(attrs or {}))
+    g.attrs["complete"] = True
+
+
+def encode_chunk(rows: np.ndarray, chunk_rows: int, compress: bool = True) -> bytes:
+    """One chunk's bytes exactly as HDF5 stores them (zero padding past the last row; deflated if ``compress``).
+
+    Args:
+        rows: (r, ...) with r <= chunk_rows, already in the on-disk dtype.
+        chunk_rows: the dataset's chunk height.
+        compress: whether the dataset has the gzip filter (:func:`compressed`).
+
+    Returns:
+        bytes for ``h5py.Dataset.id.write_direct_chunk``.
+    """
+    if rows.shape[0] < chunk_rows:
+        pad = np.zeros((chunk_rows - rows.shape[0], *rows.shape[1:]), dtype=rows.dtype)
+        rows = np.concatenate([rows, pad])
+    raw = np.ascontiguousarray(rows).tobytes()
+    return zlib.compress(raw, GZIP_LEVEL) if compress else raw
+
+
+def write_chunk(d: h5py.Dataset, chunk: int, data: bytes) -> None:
+    """Store pre-compressed chunk number ``chunk`` (rows ``chunk*chunk_rows`` …) of dataset ``d``."""
+    offset = (chunk * d.chunks[0],) + (0,) * (d.ndim - 1)
+    d.id.write_direct_chunk(offset, data, 0)
+
+
+def _as_field(name: str, field: str, value: Any, n: int | None, size: int | None) -> np.ndarray:
+    arr = np.asarray(value)
+    dt = FIELDS.get(field) or (extra_dtype(field, arr) if field in EXTRA_FIELDS else None)
+    if dt is None:
+        raise DataError(
+            f"write_set({name!r}): unknown dataset {field!r}; expected {', '.join([*FIELDS, *EXTRA_FIELDS])}"
+        )
+    if arr.dtype != dt:
+        cast = arr.astype(dt)
+        if field != "source_scene" and not np.array_equal(cast, arr):
+            raise DataError(
+                f"write_set({name!r}): {field!r} has dtype {arr.dtype} whose values do not fit {dt}; "
+                f"pass {dt} data"
+            )
+        arr = cast
+    if n is not None and arr.shape[0] != n:
+        raise DataError(f"write_set({name!r}): {field!r} has {arr.shape[0]} rows, 'images' has {n}")
+    if size is not None:
+        expected = row_shape(field, size)
+        if tuple(arr.shape[1:]) != expected:
+            raise DataError(
+                f"write_set({name!r}): {field!r} rows have shape {tuple(arr.shape[1:])}, expected {expected}"
+            )
+    return arr
+
+
+def write_set(
+    h5: h5py.File,
+    name: str,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+    chunk_rows: int = 64,
+) -> None:
+    """Write (or replace) one whole set with the API.md layout.
+
+    Args:
+        h5: the file from :func:`open_for_append` (or :func:`create_file`).
+        name: set name, e.g. ``"bamboo_forest_patch"``.
+        arrays: every name of :data:`FIELDS` (images (N,H,W,3) uint8, masks (N,H,W) bool, boxes (N,4) int32,
+            object_label/scene_label (N,) int16, split (N,) uint8, pair_index (N,) int32) and optionally
+            :data:`EXTRA_FIELDS`; other integer dtypes are accepted when every value fits.
+        attrs: the set's attributes (dicts are stored as JSON).
+        chunk_rows: rows per chunk (the builder's recipe uses the same default).
+    """
+    missing = [k for k in FIELDS if k not in arrays]
+    if missing:
+        raise DataError(
+            f"write_set({name!r}): missing dataset(s) {', '.join(missing)}; API.md lists all seven"
+        )
+    images = np.asarray(arrays["images"])
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise DataError(f"write_set({name!r}): 'images' has shape {images.shape}, expected (N, H, H, 3)")
+    n, size = images.shape[0], images.shape[1]
+    file_size = int(h5.attrs.get("image_size", size))
+    if size != file_size:
+        raise DataError(f"write_set({name!r}): images are {size} px, the file's images are {file_size} px")
+    data = {k: _as_field(name, k, v, n, size) for k, v in arrays.items()}
+    extra = {k: v.dtype for k, v in data.items() if k not in FIELDS}
+    g = create_set(h5, name, n, size, extra=extra, chunk_rows=chunk_rows)
+    step = g["images"].chunks[0]
+    for start in range(0, n, step):
+        for k, v in data.items():
+            g[k][start : start + step] = v[start : start + step]
+    mark_complete(g, attrs)

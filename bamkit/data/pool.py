@@ -1,0 +1,70 @@
+"""An ordered, bounded process pool: results come back in task order, at most ``2 * workers`` in flight.
+
+Spawn-safe (the ``spawn`` start method, so workers never inherit an open HDF5 handle or a thread lock), and
+with ``workers <= 1`` the same functions run in this process, so results do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class OrderedPool:
+    """``workers`` processes (or this one) that map functions over tasks in order with bounded memory."""
+
+    def __init__(
+        self, workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    ) -> None:
+        self.workers = max(1, int(workers))
+        self._ex: ProcessPoolExecutor | None = None
+        if self.workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self._ex = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=initializer, initargs=initargs
+            )
+        elif initializer is not None:
+            initializer(*initargs)
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+        """Yield ``fn(task)`` for each task, in order; tasks are pulled lazily, ``2 * workers`` at a time."""
+        if self._ex is None:
+            for t in tasks:
+                yield fn(t)
+            return
+        pending: collections.deque[Future] = collections.deque()
+        it = iter(tasks)
+        for t in it:
+            pending.append(self._ex.submit(fn, t))
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for t in it:
+                pending.append(self._ex.submit(fn, t))
+                break
+            yield result
+
+    def close(self) -> None:
+        if self._ex is not None:
+            self._ex.shutdown(wait=True, cancel_futures=True)
+            self._ex = None
+
+
+@contextlib.contextmanager
+def ordered_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> Iterator[OrderedPool]:
+    """An :class:`OrderedPool` that is shut down when the block ends."""
+    pool = OrderedPool(workers, initializer, initargs)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -1,0 +1,199 @@
+"""Decode each source once into a bounded on-disk cache the composing workers read (SPEC §4.2, §4.3).
+
+BAM pastes object instance i into scene image i of *every* scene class, and scene image i receives every object
+class, so each source is used ``n_scenes`` (or ``n_objects``) times. Decoding them once per build and keeping the
+result on disk instead of in memory keeps the build's memory flat in the dataset size:
+
+* objects: the COCO image is decoded and the instance cut out (:class:`bamkit.sources.coco.CocoObjects`), then
+  shrunk so its larger side is at most the largest pasted side (:func:`bamkit.data.compose.shrink_cutout`) and
+  stored as premultiplied RGBA in a fixed (M, M, 4) slot, with its shape and its source shape (the paste's
+  aspect ratio comes from the source shape, as in BAM);
+* scenes: decoded and brought to S x S.
+
+The i-th item of a class is the i-th candidate that decodes (sorted COCO image ids / sorted file names); bad
+files are skipped, counted, and the next candidate takes their place. The workers each read a small COCO
+instances file holding only the candidates' entries, so the 450 MB train2017 file is parsed once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bamkit.data.compose import fit_scene, shrink_cutout
+from bamkit.data.plan import SourceChoice
+from bamkit.data.pool import OrderedPool, ordered_pool
+from bamkit.data.recipe import Recipe
+from bamkit.errors import DataError
+from bamkit.progress import bar
+from bamkit.sources.skips import SkipCounter
+
+_BATCH = 16
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(subset_json: str, images_dir: str, size: int, max_side: int) -> None:
+    from bamkit.sources.coco import CocoObjects
+
+    _STATE.clear()
+    _STATE.update(coco=CocoObjects(subset_json, images_dir), size=size, max_side=max_side)
+
+
+def _decode_objects(task: tuple[int, list[tuple[int, int]]]) -> tuple[int, list[Any], SkipCounter]:
+    o, pairs = task
+    coco = _STATE["coco"]
+    coco.skips = SkipCounter()
+    out: list[Any] = []
+    for image_id, ann_id in pairs:
+        cut = coco.load(image_id, ann_id)
+        if cut is None:
+            out.append(None)
+            continue
+        rgba, hw = shrink_cutout(cut.rgb, cut.mask, _STATE["max_side"])
+        out.append((rgba, hw, np.array(cut.mask.shape, dtype=np.int32), (image_id, ann_id), cut.file_name))
+    return o, out, coco.skips
+
+
+def _decode_scenes(task: tuple[int, list[str]]) -> tuple[int, list[Any], SkipCounter]:
+    from bamkit.sources.decode import read_rgb
+
+    s, paths = task
+    skips = SkipCounter()
+    out: list[Any] = []
+    for p in paths:
+        rgb, reason = read_rgb(p)
+        if rgb is None:
+            skips.add(reason, p)
+            out.append(None)
+        else:
+            out.append(fit_scene(rgb, _STATE["size"]))
+    return s, out, skips
+
+
+def _write_subset(coco, choice: SourceChoice, path: Path) -> None:
+    """A COCO instances file with only the candidate images and annotations (for the workers)."""
+    ds = coco.coco.dataset
+    ann_ids = {a for pairs in choice.objects.values() for _, a in pairs}
+    img_ids = {i for pairs in choice.objects.values() for i, _ in pairs}
+    subset = {
+        "images": [coco.coco.imgs[i] for i in sorted(img_ids)],
+        "annotations": [coco.coco.anns[a] for a in sorted(ann_ids)],
+        "categories": ds["categories"],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(subset), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _select(
+    kind: str,
+    candidates: list[list[Any]],
+    names: list[str],
+    n: int,
+    fn,
+    pool: OrderedPool,
+    skips: SkipCounter,
+) -> Iterator[tuple[int, int, Any, Any]]:
+    """Decode candidates in order until each class has ``n`` good items; yield (class, slot, candidate, item)."""
+    filled = [0] * len(candidates)
+    pos = [0] * len(candidates)
+    with bar(total=n * len(candidates), desc=f"decode {kind}", unit="img") as pbar:
+        while True:
+            tasks = []
+            for c, cands in enumerate(candidates):
+                need = n - filled[c]
+                if need <= 0:
+                    continue
+                if pos[c] >= len(cands):
+                    raise DataError(
+                        f"too few usable {kind} for {names[c]!r}: {filled[c]} of {len(cands)} candidates decoded, "
+                        f"{n} needed ({skips.summary() or 'no skips'}); lower images_per_pair"
+                    )
+                batch = list(range(pos[c], min(pos[c] + need, len(cands))))
+                pos[c] += len(batch)
+                for b in range(0, len(batch), _BATCH):
+                    tasks.append((c, batch[b : b + _BATCH]))
+            if not tasks:
+                return
+            payload = [(c, [candidates[c][j] for j in idx]) for c, idx in tasks]
+            for (c, idx), (_, items, sk) in zip(tasks, pool.map(fn, payload)):
+                skips.merge(sk)
+                for j, item in zip(idx, items):
+                    if item is not None:
+                        yield c, filled[c], candidates[c][j], item
+                        filled[c] += 1
+                        pbar.update(1)
+
+
+def prepare_sources(
+    recipe: Recipe, coco, choice: SourceChoice, cache: Path, workers: int = 1
+) -> dict[str, Any]:
+    """Decode the chosen sources once into the cache file ``cache`` (written atomically).
+
+    Args:
+        recipe: the recipe (class lists, count per pair, image side).
+        coco: the :class:`~bamkit.sources.coco.CocoObjects` the candidates came from.
+        choice: candidates per class from :func:`bamkit.data.plan.choose_sources`.
+        cache: the HDF5 cache to write (datasets ``obj_rgba`` (nO, n, M, M, 4), ``obj_hw`` / ``obj_src_hw``
+            (nO, n, 2), ``obj_ids`` (nO, n, 2), ``obj_files`` (nO, n), ``scenes`` (nS, n, S, S, 3),
+            ``scene_files`` (nS, n)).
+        workers: decoding processes.
+
+    Returns:
+        a summary: skip counts of objects and scenes.
+    """
+    n, size = recipe.images_per_pair, recipe.size
+    max_side = recipe.size_range[1] - 1
+    nO, nS = len(recipe.objects), len(recipe.scenes)
+    subset = cache.with_name("coco_subset.json")
+    _write_subset(coco, choice, subset)
+    init = (str(subset), str(recipe.sources.coco_images), size, max_side)
+    root = Path(recipe.sources.miniplaces)
+    tmp = cache.with_name(cache.name + ".tmp")
+    obj_skips, scene_skips = SkipCounter(), SkipCounter()
+    obj_files: list[list[str]] = [[""] * n for _ in range(nO)]
+    scene_files: list[list[str]] = [[""] * n for _ in range(nS)]
+    with h5py.File(tmp, "w") as f, ordered_pool(workers, _init_worker, init) as pool:
+        rgba = f.create_dataset(
+            "obj_rgba", (nO, n, max_side, max_side, 4), np.uint8, chunks=(1, 1, max_side, max_side, 4)
+        )
+        hw = f.create_dataset("obj_hw", (nO, n, 2), np.int32)
+        src_hw = f.create_dataset("obj_src_hw", (nO, n, 2), np.int32)
+        ids = f.create_dataset("obj_ids", (nO, n, 2), np.int64)
+        obj_c = [list(choice.objects[name]) for name in recipe.objects]
+        for o, i, _, (arr, shape, src_shape, pair, fname) in _select(
+            "objects", obj_c, list(recipe.objects), n, _decode_objects, pool, obj_skips
+        ):
+            slot = np.zeros((max_side, max_side, 4), np.uint8)
+            slot[: shape[0], : shape[1]] = arr
+            rgba[o, i] = slot
+            hw[o, i], src_hw[o, i], ids[o, i] = shape, src_shape, pair
+            obj_files[o][i] = fname
+        scenes = f.create_dataset("scenes", (nS, n, size, size, 3), np.uint8, chunks=(1, 1, size, size, 3))
+        scene_c = [[str(p) for p in choice.scenes[name]] for name in recipe.scenes]
+        for s, i, path, arr in _select(
+            "scenes", scene_c, list(recipe.scenes), n, _decode_scenes, pool, scene_skips
+        ):
+            scenes[s, i] = arr
+            try:
+                scene_files[s][i] = str(Path(path).relative_to(root))
+            except ValueError:
+                scene_files[s][i] = str(path)
+        f.create_dataset("obj_files", data=np.array(obj_files, dtype=bytes))
+        f.create_dataset("scene_files", data=np.array(scene_files, dtype=bytes))
+        summary = {"object_skips": dict(obj_skips.counts), "scene_skips": dict(scene_skips.counts)}
+        f.attrs["summary"] = json.dumps(summary, sort_keys=True)
+    os.replace(tmp, cache)
+    return summary
+
+
+def cache_summary(cache: Path) -> dict[str, Any]:
+    """The summary :func:`prepare_sources` returned, read back from a finished cache (resume)."""
+    with h5py.File(cache, "r") as f:
+        return json.loads(f.attrs["summary"])
