@@ -1,15 +1,53 @@
-"""List registered metrics."""
+"""List the registered metrics: direction, inputs, the 2-D reducer that feeds them, defaults and source.
+
+bamkit metrics            # table
+bamkit metrics --json     # machine-readable
+bamkit metrics rcap       # one metric in detail
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from bamkit.errors import NotBuiltError
+import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("name", nargs="?", help="show one metric in detail")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _arrow(hib: bool | None) -> str:
+    return {True: "higher", False: "lower", None: "-"}[hib]
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'bamkit metrics' is not built yet")
+    from bamkit.metrics.registry import METRICS
+
+    if args.name:
+        d = METRICS.get(args.name).describe()
+        print(
+            json.dumps(d, indent=2, ensure_ascii=False)
+            if args.json
+            else "\n".join(f"{k:17s} {v}" for k, v in d.items())
+        )
+        return 0
+    rows = [cls.describe() for _, cls in METRICS.items()]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    head = ("metric", "better", "per", "reducer", "defaults", "source")
+    table = [head] + [
+        (
+            r["name"],
+            _arrow(r["higher_is_better"]),
+            r["per"],
+            r["reducer"] or "-",
+            ", ".join(f"{k}={v}" for k, v in r["defaults"].items()) or "-",
+            r["paper"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0

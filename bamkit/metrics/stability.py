@@ -1,0 +1,382 @@
+"""Stability / noise metrics: Kendall τ and cosine similarity of attributions under input deviations (Park,
+"SmoothGrad has better Kendall's rank for removed pixels"; Wang & Kong 2022), SmoothTaylor's multi-scale total
+variation (AUTVC, Goh et al. 2020) and the mutual-information explanation-certainty estimate (Luo et al.,
+"Sampling matters in explanations", 2025).
+
+Kendall τ is computed exactly in O(n log² n) with a vectorised bottom-up merge count (no Python loop over
+elements), so full 224·224·3 attributions are affordable; ``max_n`` subsamples with a seed (SPEC §6 q.12).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from bamkit.errors import ConfigError, DataError
+from bamkit.metrics.functional import check_maps, simpson
+
+MI_ESTIMATOR_NOTE = (
+    "bamkit estimator: the Sampling-Matters paper does not specify its MI estimator; bamkit treats each "
+    "image's (gray pixel, explanation value) pairs as i.i.d. samples and uses a 2-D histogram plug-in (nats)"
+)
+
+
+# --------------------------------------------------------------------------------------------- Kendall τ
+def _dense_rank(x: torch.Tensor) -> torch.Tensor:
+    return torch.unique(x, return_inverse=True)[1]
+
+
+def _tie_pairs(ranks: torch.Tensor) -> int:
+    c = torch.unique(ranks, return_counts=True)[1].long()
+    return int((c * (c - 1) // 2).sum())
+
+
+def _inversions(v: torch.Tensor) -> int:
+    """Number of pairs i < j with v_i > v_j, by a bottom-up merge: at each level, each element of a right
+    block counts the elements of its (sorted) left block that exceed it (batched ``searchsorted``)."""
+    n = v.numel()
+    if n < 2:
+        return 0
+    size = 1 << (n - 1).bit_length()
+    big = int(v.max()) + 1  # padding sorts last and is never counted as greater
+    a = torch.cat([v.long(), v.new_full((size - n,), big, dtype=torch.long)])
+    total = 0
+    width = 1
+    while width < size:
+        blocks = a.view(-1, 2 * width)
+        left, right = blocks[:, :width].contiguous(), blocks[:, width:].contiguous()
+        total += int((width - torch.searchsorted(left, right, right=True)).sum())
+        a = torch.sort(blocks, dim=1).values.reshape(-1)
+        width *= 2
+    return total
+
+
+def kendall_tau(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    variant: Literal["b", "c"] = "b",
+    max_n: int | None = None,
+    seed: int = 0,
+    backend: Literal["auto", "torch", "scipy"] = "auto",
+) -> float:
+    """Kendall's rank correlation of two flattened tensors, tie-aware (scipy.stats.kendalltau semantics).
+
+    ``τ_b = (C − D) / sqrt((n0 − n1)(n0 − n2))``; ``τ_c = 2m(C − D) / (n²(m − 1))`` with m the smaller number of
+    distinct values (Park's notebook uses τ-c; bamkit's default is τ-b, SPEC §3.9). C − D comes from the
+    discordant count D = inversions of v after a lexicographic sort by (u, v) (Knight 1966).
+
+    Args:
+        u, v: tensors with the same number of elements (flattened).
+        variant: ``"b"`` or ``"c"``.
+        max_n: if set and smaller than n, use a seeded random subset of that many positions.
+        seed: seed of the subset.
+        backend: ``"torch"`` counts D on the tensors' device with a vectorised bottom-up merge
+            (O(n log² n) work in log n batched passes: fast on a GPU); ``"scipy"`` copies to the CPU and calls
+            ``scipy.stats.kendalltau`` (a compiled merge sort: fastest on a CPU). ``"auto"`` picks scipy for
+            CPU tensors, torch otherwise. Both give the same τ (tested).
+
+    Returns:
+        τ in [−1, 1]; NaN when undefined (fewer than 2 elements, or a constant input).
+    """
+    u, v = u.reshape(-1), v.reshape(-1)
+    if u.numel() != v.numel():
+        raise DataError(f"kendall_tau: inputs have {u.numel()} and {v.numel()} elements; expected equal")
+    if variant not in ("b", "c"):
+        raise ConfigError(f"kendall_tau: variant {variant!r} is not 'b' or 'c'")
+    if max_n is not None and u.numel() > max_n:
+        idx = torch.randperm(u.numel(), generator=torch.Generator().manual_seed(seed))[:max_n].to(u.device)
+        u, v = u[idx], v[idx]
+    n = u.numel()
+    if n < 2:
+        return math.nan
+    if backend not in ("auto", "torch", "scipy"):
+        raise ConfigError(f"kendall_tau: backend {backend!r} is not 'auto', 'torch' or 'scipy'")
+    if backend == "scipy" or (backend == "auto" and u.device.type == "cpu"):
+        from scipy import stats
+
+        uu, vv = u.detach().double().cpu().numpy(), v.detach().double().cpu().numpy()
+        return float(stats.kendalltau(uu, vv, variant=variant).statistic)
+    ru, rv = _dense_rank(u), _dense_rank(v)
+    joint = ru * (int(rv.max()) + 1) + rv
+    d = _inversions(rv[torch.argsort(joint)])
+    n0 = n * (n - 1) // 2
+    n1, n2, n3 = _tie_pairs(ru), _tie_pairs(rv), _tie_pairs(joint)
+    con_minus_dis = n0 - n1 - n2 + n3 - 2 * d
+    if variant == "b":
+        den = (n0 - n1) * (n0 - n2)
+        return con_minus_dis / math.sqrt(den) if den > 0 else math.nan
+    m = min(int(ru.max()) + 1, int(rv.max()) + 1)
+    return 2 * m * con_minus_dis / (n * n * (m - 1)) if m > 1 else math.nan
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row cosine of flattened attributions ``⟨a,b⟩/(|a||b|)``, (N,...) -> (N,); NaN for a zero row."""
+    a, b = a.reshape(a.shape[0], -1).double(), b.reshape(b.shape[0], -1).double()
+    den = a.norm(dim=1) * b.norm(dim=1)
+    return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-300), torch.nan).float()
+
+
+# --------------------------------------------------------------------------------------------- protocols
+@dataclass(frozen=True)
+class StabilityResult:
+    """τ and cosine between a(x) and a(x̂) for every image and deviation level.
+
+    Attributes:
+        levels: (L,) ε (input noise) or removed ratio (masking).
+        tau: (N,L); cosine: (N,L).
+        tau_cosine_pearson: Pearson r between τ and cosine over all finite (image, level) points.
+        tau_level_spearman: Spearman ρ between τ and the level.
+    """
+
+    levels: tuple[float, ...]
+    tau: torch.Tensor
+    cosine: torch.Tensor
+    tau_cosine_pearson: float
+    tau_level_spearman: float
+
+
+def _compare(explain, clean_attr, perturbed_inputs, levels, variant, max_n, seed) -> StabilityResult:
+    from bamkit.metrics.stats import pearson, spearman
+
+    n = clean_attr.shape[0]
+    tau = torch.full((n, len(levels)), math.nan)
+    cos = torch.full((n, len(levels)), math.nan)
+    for j, x_hat in enumerate(perturbed_inputs):
+        a_hat = explain(x_hat)
+        cos[:, j] = cosine_similarity(clean_attr, a_hat).cpu()
+        for i in range(n):
+            tau[i, j] = kendall_tau(clean_attr[i], a_hat[i], variant=variant, max_n=max_n, seed=seed + i)
+    lv = torch.tensor(levels, dtype=torch.float64).expand(n, -1)
+    r, _ = pearson(tau.reshape(-1).tolist(), cos.reshape(-1).tolist())
+    rho, _ = spearman(lv.reshape(-1).tolist(), tau.reshape(-1).tolist())
+    return StabilityResult(tuple(levels), tau, cos, r, rho)
+
+
+def input_noise_stability(
+    explain: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    epsilons: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    variant: Literal["b", "c"] = "b",
+    max_n: int | None = None,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+) -> StabilityResult:
+    """Protocol 1 (Wang & Kong style, as in Park's notebook; SPEC §3.9): ``x̂ = x + ε·u`` with ``u`` uniform in
+    (0, 1] per element (one-sided, normalised units), compare the raw flattened a(x) and a(x̂).
+
+    Args:
+        explain: ``explain(inputs (N,C,H,W)) -> attributions (N,...)`` with the target fixed by the caller.
+        inputs: (N,C,H,W) normalised.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    clean = explain(inputs)
+    noisy = (inputs + eps * (1 - torch.rand(inputs.shape, generator=g)).to(inputs) for eps in epsilons)
+    return _compare(explain, clean, noisy, epsilons, variant, max_n, seed)
+
+
+def masking_stability(
+    explain: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    ratios: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    fill: float | torch.Tensor = 0.0,
+    variant: Literal["b", "c"] = "b",
+    max_n: int | None = None,
+    seed: int = 0,
+) -> StabilityResult:
+    """Protocol 2 (Park's attribution-guided masking, eq. 6) with the SPEC §3.9 fixes: pixels ranked once by
+    the *clean* attribution's channel-mean |a|, the top ``round(ratio·H·W)`` pixels set to ``fill`` in all
+    channels (0 = the mean colour in normalised space; pass the model-space black for black), on a fresh
+    copy of x for every ratio. Desired behaviour: τ and cosine fall monotonically with the ratio and stay
+    strongly correlated (not a higher-is-better score).
+    """
+    clean = explain(inputs)
+    if clean.ndim != 4 or clean.shape[-2:] != inputs.shape[-2:]:
+        raise DataError(
+            f"masking_stability: explain must return (N,C,H,W) at input size, got {tuple(clean.shape)}"
+        )
+    n, _, h, w = inputs.shape
+    rank_map = clean.abs().mean(1).reshape(n, -1)
+    order = torch.sort(rank_map, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(h * w, device=order.device).expand(n, -1).contiguous())
+    rank = rank.reshape(n, 1, h, w)
+    fill_t = torch.as_tensor(fill, dtype=inputs.dtype, device=inputs.device)
+    fill_t = fill_t.view(1, -1, 1, 1) if fill_t.ndim == 1 else fill_t
+    masked = (torch.where(rank < round(r * h * w), fill_t, inputs) for r in ratios)
+    return _compare(explain, clean, masked, ratios, variant, max_n, seed)
+
+
+# --------------------------------------------------------------------------------------------- AUTVC
+def average_total_variation(heat: np.ndarray, norm: int = 1, percentile: float = 99) -> float:
+    """ST's ATV of one 2-D map: ``abs_p99`` normalisation, then ``(Σ|Δx| + Σ|Δy|)/(H·W)`` (L1; for p > 1 the
+    two sums are p-norms). A constant map (p99 == min) has no variation: 0."""
+    a = np.abs(heat.astype(np.float64))
+    lo, hi = a.min(), np.percentile(a, percentile)
+    if not hi > lo:
+        return 0.0
+    a = np.clip((a - lo) / (hi - lo), 0, 1)
+    dx, dy = np.abs(a[:, 1:] - a[:, :-1]), np.abs(a[1:] - a[:-1])
+    if norm > 1:
+        total = (dx**norm).sum() ** (1 / norm) + (dy**norm).sum() ** (1 / norm)
+    else:
+        total = dx.sum() + dy.sum()
+    return float(total / a.size)
+
+
+@dataclass(frozen=True)
+class AutvcResult:
+    """AUTVC per map and the ATV at each pyramid level (levels differ in number only with map size)."""
+
+    autvc: torch.Tensor
+    atv: list[list[float]]
+
+
+def autvc(
+    heatmaps: torch.Tensor,
+    downscale: float = 1.5,
+    min_size: int = 30,
+    norm: int = 1,
+    even: Literal["cartwright", "avg", "first", "last"] = "avg",
+) -> AutvcResult:
+    """SmoothTaylor's noise level: Simpson area (dx = 1) of the average total variation over a Gaussian
+    pyramid (``skimage.transform.pyramid_gaussian``, downscale 1.5) of each signed heat-map, stopping at
+    the first level smaller than ``min_size`` (SPEC §3.8). Lower = smoother.
+
+    A 224² map has 6 levels (even), where SciPy's Simpson changed in 1.11: ``even="avg"`` (default)
+    reproduces the legacy rule the published numbers used; ``"cartwright"`` gives current SciPy. The
+    pyramid runs on the CPU with scikit-image (one small map at a time; no model involved).
+
+    Args:
+        heatmaps: (N,H,W) signed channel sums (``to_saliency(mode="signed")``).
+    """
+    from skimage.transform import pyramid_gaussian
+
+    check_maps(heatmaps, "autvc heatmaps")
+    out, series = [], []
+    for hm in heatmaps.detach().double().cpu().numpy():
+        atv = []
+        for level in pyramid_gaussian(hm, downscale=downscale):
+            if level.shape[0] < min_size or level.shape[1] < min_size:
+                break
+            atv.append(average_total_variation(level, norm=norm))
+        series.append(atv)
+        out.append(
+            float(simpson(torch.tensor(atv, dtype=torch.float64), dx=1.0, even=even)) if atv else math.nan
+        )
+    return AutvcResult(torch.tensor(out, dtype=torch.float32), series)
+
+
+# --------------------------------------------------------------------------------------------- MI
+def _gray(pixels: torch.Tensor) -> torch.Tensor:
+    if pixels.shape[1] == 3:  # ITU-R 601 luma, as PIL's "L"
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+        return (pixels * w).sum(1)
+    return pixels.mean(1)
+
+
+def _minmax(z: torch.Tensor) -> torch.Tensor:
+    lo = z.amin(1, keepdim=True)
+    span = z.amax(1, keepdim=True) - lo
+    return torch.where(span > 0, (z - lo) / span.clamp_min(1e-300), torch.zeros_like(z))
+
+
+def _entropy(counts: torch.Tensor, n: float) -> torch.Tensor:
+    p = counts / n
+    return -(torch.where(p > 0, p * p.clamp_min(1e-300).log(), 0.0)).sum(-1)
+
+
+def _ksg(x: np.ndarray, z: np.ndarray, k: int) -> float:
+    """Kraskov–Stögbauer–Grassberger estimator (algorithm 1, max-norm), nats."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma
+
+    pts = np.stack([x, z], 1)
+    eps = cKDTree(pts).query(pts, k=k + 1, p=np.inf)[0][:, -1]
+
+    def count(a):
+        s = np.sort(a)
+        return np.searchsorted(s, a + eps, "left") - np.searchsorted(s, a - eps, "right") - 1
+
+    n = len(x)
+    return float(digamma(k) + digamma(n) - np.mean(digamma(count(x) + 1) + digamma(count(z) + 1)))
+
+
+def mutual_information(
+    pixels: torch.Tensor,
+    explanation: torch.Tensor,
+    bins: int = 32,
+    miller_madow: bool = False,
+    estimator: Literal["histogram", "ksg"] = "histogram",
+    k: int = 3,
+    max_samples: int = 4096,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Explanation certainty I(x; z) in nats per image — **bamkit estimator** (SPEC §3.10, :data:`MI_ESTIMATOR_NOTE`).
+
+    Luo et al. lower-bound explanation certainty by I(x; z) under a pixel-wise i.i.d. assumption but do not
+    say how they estimate it. bamkit takes that assumption literally: the H·W pairs (gray pixel intensity,
+    min–max-normalised explanation value) of one image are samples of (x, z).
+
+    * ``"histogram"``: equal-width ``bins``×``bins`` plug-in estimate on [0, 1]², ``I = H(x) + H(z) − H(x,z)``;
+      ``miller_madow`` adds ``(K_x + K_z − K_xz − 1)/(2n)`` (K = occupied bins), removing most of the
+      plug-in's positive bias.
+    * ``"ksg"``: KSG k-NN estimator (k = 3) on a seeded subset of ``max_samples`` pixels, with 1e-10 jitter
+      to break the ties of 8-bit pixels.
+
+    A constant explanation carries no information: I = 0. Higher is better.
+
+    Args:
+        pixels: (N,C,H,W) images in [0, 1] pixel space (denormalise model inputs first).
+        explanation: (N,H,W) 2-D maps (any range; min–max normalised here).
+
+    Returns:
+        (N,) float64 MI in nats.
+    """
+    check_maps(explanation, "mutual_information explanation")
+    if (
+        pixels.ndim != 4
+        or pixels.shape[0] != explanation.shape[0]
+        or pixels.shape[2:] != explanation.shape[1:]
+    ):
+        raise DataError(
+            f"mutual_information: pixels {tuple(pixels.shape)} must be (N,C,H,W) matching "
+            f"explanation {tuple(explanation.shape)}"
+        )
+    if float(pixels.min()) < -1e-6 or float(pixels.max()) > 1 + 1e-6:
+        raise DataError("mutual_information: pixels must be in [0, 1]; pass Preprocess.denormalize(inputs)")
+    n_img = pixels.shape[0]
+    x = _gray(pixels.double()).reshape(n_img, -1).clamp(0, 1)
+    z = _minmax(explanation.double().reshape(n_img, -1))
+    if estimator == "ksg":
+        rng = np.random.default_rng(seed)
+        out = []
+        for xi, zi in zip(x.cpu().numpy(), z.cpu().numpy()):
+            if zi.max() == zi.min():
+                out.append(0.0)
+                continue
+            idx = rng.permutation(len(xi))[:max_samples]
+            xs = xi[idx] + 1e-10 * rng.standard_normal(len(idx))
+            zs = zi[idx] + 1e-10 * rng.standard_normal(len(idx))
+            out.append(_ksg(xs, zs, k))
+        return torch.tensor(out, dtype=torch.float64)
+    if estimator != "histogram":
+        raise ConfigError(f"mutual_information: estimator {estimator!r} is not 'histogram' or 'ksg'")
+    if bins < 2:
+        raise ConfigError(f"mutual_information: bins must be >= 2, got {bins}")
+    n = x.shape[1]
+    bx = (x * bins).long().clamp_(0, bins - 1)
+    bz = (z * bins).long().clamp_(0, bins - 1)
+    flat = (torch.arange(n_img, device=x.device)[:, None] * bins * bins + bx * bins + bz).reshape(-1)
+    joint = torch.bincount(flat, minlength=n_img * bins * bins).reshape(n_img, bins, bins).double()
+    px, pz = joint.sum(2), joint.sum(1)
+    mi = _entropy(px, n) + _entropy(pz, n) - _entropy(joint.reshape(n_img, -1), n)
+    if miller_madow:
+        kx, kz = (px > 0).sum(1), (pz > 0).sum(1)
+        kxz = (joint.reshape(n_img, -1) > 0).sum(1)
+        mi = mi + (kx + kz - kxz - 1).double() / (2 * n)
+    return mi
