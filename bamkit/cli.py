@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bamkit {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `bamkit methods | head`: the reader went away; that is not an error of ours.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return int(rc or 0)
 
 
