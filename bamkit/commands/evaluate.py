@@ -1,20 +1,63 @@
-"""Attributions and metrics into a results folder."""
+"""Attributions and metrics of an evaluation suite into a results folder.
+
+Examples:
+  bamkit evaluate evaluate/demo.yaml --data out/data.h5 --models out/models --out out/results
+  bamkit evaluate evaluate/paper.yaml --method mypkg.maps:my_saliency     # score your own method too
+  bamkit evaluate evaluate/paper.yaml --shard 3/8                          # one job of a job array
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from bamkit.errors import NotBuiltError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite")
-    p.add_argument("--data")
-    p.add_argument("--models")
-    p.add_argument("--out")
-    p.add_argument("--method", action="append", default=[])
-    p.add_argument("--shard")
+    p.add_argument("suite", help="evaluation suite YAML (evaluate/demo.yaml, paper.yaml, seeds.yaml)")
+    p.add_argument("--data", help="dataset file (overrides the suite's 'data')")
+    p.add_argument("--models", help="folder of <role>.ckpt checkpoints (overrides the suite's 'models')")
+    p.add_argument("--out", help="results folder (default results/<suite name>)")
+    p.add_argument(
+        "--patch-data", help="a second dataset file with sets the first lacks (bamkit delta --out)"
+    )
+    p.add_argument("--verify", help="the bamkit verify JSON (RMCS accuracy drop, report)")
+    p.add_argument(
+        "--smoke", action="store_true", help="shrink the suite (few images and trials): wiring check"
+    )
+    p.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME_OR_module:callable",
+        help="an extra method to score beside the suite's (repeatable)",
+    )
+    p.add_argument(
+        "--shard", metavar="i/n", help="evaluate only shard i of n (0-based); merged when all are done"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'bamkit evaluate' is not built yet")
+    from bamkit.evaluate import run_suite
+    from bamkit.paths import shipped
+
+    out = run_suite(
+        shipped(args.suite),
+        data=args.data,
+        models=args.models,
+        out=args.out,
+        methods=tuple(args.method),
+        shard=args.shard,
+        patch_data=args.patch_data,
+        verify=args.verify,
+        smoke=True if args.smoke else None,
+    )
+    summary = out / "summary.csv"
+    if summary.is_file():
+        import pandas as pd
+
+        df = pd.read_csv(summary)
+        cols = [c for c in ("metric", "method", "value", "trial_std", "ci_low", "ci_high", "rank") if c in df]
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"results: {out}")
+    else:
+        print(f"shard written to {out / 'shards'}; the tables are merged when every shard is done")
+    return 0

@@ -1,0 +1,211 @@
+"""The attribution cache: 2-D maps (float16) + prediction, target and logit, keyed by
+(model hash, set, image row, method + parameter hash, reducer) (SPEC §1.4 "cache design").
+
+Every BAM metric is a cheap reduction over cached maps and masks, so a re-run with one new method computes only
+that method, and an interrupted run resumes where it stopped.
+
+Layout: a folder of HDF5 files, one per *writer* (``main.h5``, ``shard0of4.h5``, ``rank1of2.h5`` ...), so
+processes never write the same file. Each file holds groups ``/<model hash>/<set>/<method key>/<reducer>``
+with row-aligned, append-only datasets ``row`` (int64), ``map`` (float16, (n, H, W)), ``prediction``,
+``target`` (int64), ``logit`` (float32, the target's logit) and ``flag`` (uint8, degenerate map, SPEC §1.3).
+The group attribute ``n_done`` counts complete rows: a chunk is written, the file flushed, and only then
+``n_done`` advanced, so rows of a killed write are ignored and overwritten on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_FIELDS = {"row": np.int64, "prediction": np.int64, "target": np.int64, "logit": np.float32, "flag": np.uint8}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Cached rows of one (model, set, method, reducer): arrays aligned with the requested rows."""
+
+    maps: np.ndarray  # (n, H, W) float32
+    prediction: np.ndarray  # (n,) int64
+    target: np.ndarray  # (n,) int64
+    logit: np.ndarray  # (n,) float32
+    flag: np.ndarray  # (n,) bool
+
+
+def group_name(model_hash: str, set_name: str, method_key: str, reducer: str) -> str:
+    return f"{model_hash[:16]}/{set_name}/{method_key}/{reducer}"
+
+
+class AttributionCache:
+    """Append-only, resumable attribution cache in ``folder``.
+
+    Args:
+        folder: the cache folder (created).
+        writer: this process's file stem; only this file is ever written by this object.
+        concurrent: stems of files that other processes may be writing right now; they are not read
+            (an HDF5 file being written cannot be read safely).
+    """
+
+    def __init__(self, folder: str | Path, writer: str = "main", concurrent: tuple[str, ...] = ()) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.writer = writer
+        self.path = self.folder / f"{writer}.h5"
+        self._h5 = self._open_writer()
+        self._readers: dict[Path, h5py.File] = {}
+        for p in sorted(self.folder.glob("*.h5")):
+            if p == self.path or p.stem in concurrent:
+                continue
+            try:
+                self._readers[p] = h5py.File(p, "r")
+            except OSError as e:  # a file from a killed writer that HDF5 cannot open: skip it, keep it
+                log.warning("attribution cache: ignoring unreadable %s (%s)", p, e)
+        self._index: dict[str, dict[int, tuple[h5py.File, int]]] = {}
+
+    def _open_writer(self) -> h5py.File:
+        try:
+            return h5py.File(self.path, "a")
+        except OSError as e:
+            bad = self.path.with_suffix(".h5.corrupt")
+            log.warning(
+                "attribution cache %s is corrupt (%s); moved to %s and starting afresh", self.path, e, bad
+            )
+            os.replace(self.path, bad)
+            return h5py.File(self.path, "a")
+
+    def close(self) -> None:
+        for f in [self._h5, *self._readers.values()]:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 — closing a broken handle must not hide the real error
+                pass
+        self._readers.clear()
+
+    def __enter__(self) -> AttributionCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self):
+        raise TypeError("AttributionCache holds open HDF5 handles; create one per process")
+
+    # -- lookup -------------------------------------------------------------------------------------------
+    def _group_index(self, name: str) -> dict[int, tuple[h5py.File, int]]:
+        idx = self._index.get(name)
+        if idx is None:
+            idx = {}
+            for f in [*self._readers.values(), self._h5]:  # the writer last: its rows win on duplicates
+                g = f.get(name)
+                if g is None:
+                    continue
+                n = int(g.attrs.get("n_done", 0))
+                for pos, r in enumerate(g["row"][:n].tolist()):
+                    idx[int(r)] = (f, pos)
+            self._index[name] = idx
+        return idx
+
+    def present(
+        self, model_hash: str, set_name: str, method_key: str, reducer: str, rows: np.ndarray
+    ) -> np.ndarray:
+        """Bool (len(rows),): which rows are cached for this key."""
+        idx = self._group_index(group_name(model_hash, set_name, method_key, reducer))
+        return np.fromiter((int(r) in idx for r in rows), dtype=bool, count=len(rows))
+
+    def read(self, model_hash: str, set_name: str, method_key: str, reducer: str, rows: np.ndarray) -> Entry:
+        """The cached arrays for ``rows`` (all must be present), in the order of ``rows``."""
+        name = group_name(model_hash, set_name, method_key, reducer)
+        idx = self._group_index(name)
+        missing = [int(r) for r in rows if int(r) not in idx]
+        if missing:
+            raise KeyError(f"rows {missing[:5]} of {name} are not cached")
+        out: dict[str, np.ndarray] = {}
+        by_file: dict[int, list[tuple[int, int]]] = {}
+        files: dict[int, h5py.File] = {}
+        for i, r in enumerate(rows):
+            f, pos = idx[int(r)]
+            by_file.setdefault(id(f), []).append((pos, i))
+            files[id(f)] = f
+        for fid, items in by_file.items():
+            g = files[fid][name]
+            items.sort()
+            pos = np.array([p for p, _ in items])
+            dest = np.array([i for _, i in items])
+            for key in ("map", *_FIELDS):
+                if key == "row":
+                    continue
+                arr = g[key][pos]  # h5py needs increasing indices: read sorted, then scatter
+                if key not in out:
+                    out[key] = np.empty(
+                        (len(rows), *arr.shape[1:]), dtype=np.float32 if key == "map" else arr.dtype
+                    )
+                out[key][dest] = arr
+        return Entry(
+            maps=out["map"],
+            prediction=out["prediction"],
+            target=out["target"],
+            logit=out["logit"],
+            flag=out["flag"].astype(bool),
+        )
+
+    # -- write --------------------------------------------------------------------------------------------
+    def write(
+        self,
+        model_hash: str,
+        set_name: str,
+        method_key: str,
+        reducer: str,
+        rows: np.ndarray,
+        maps: np.ndarray,
+        prediction: np.ndarray,
+        target: np.ndarray,
+        logit: np.ndarray,
+        flag: np.ndarray | None = None,
+    ) -> None:
+        """Append rows (write, flush, then advance ``n_done``: a kill mid-write loses only this chunk)."""
+        n = len(rows)
+        if maps.ndim != 3 or maps.shape[0] != n:
+            raise ValueError(f"cache.write: maps must be (n, H, W) with n = {n}, got {maps.shape}")
+        name = group_name(model_hash, set_name, method_key, reducer)
+        g = self._h5.get(name)
+        if g is None:
+            g = self._h5.create_group(name)
+            h, w = maps.shape[1:]
+            g.create_dataset(
+                "map",
+                shape=(0, h, w),
+                maxshape=(None, h, w),
+                dtype=np.float16,
+                chunks=(max(1, min(64, 2**20 // (2 * h * w))), h, w),
+            )
+            for key, dt in _FIELDS.items():
+                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+            g.attrs["n_done"] = 0
+        start = int(g.attrs["n_done"])
+        if g["map"].shape[1:] != maps.shape[1:]:
+            raise ValueError(f"cache.write: {name} holds {g['map'].shape[1:]} maps, got {maps.shape[1:]}")
+        data = {
+            "map": maps.astype(np.float16),
+            "row": rows,
+            "prediction": prediction,
+            "target": target,
+            "logit": logit,
+            "flag": np.zeros(n, bool) if flag is None else flag,
+        }
+        for key, arr in data.items():
+            ds = g[key]
+            ds.resize(start + n, axis=0)
+            ds[start : start + n] = np.asarray(arr).astype(ds.dtype, copy=False)
+        self._h5.flush()
+        g.attrs["n_done"] = start + n
+        self._h5.flush()
+        idx = self._index.get(name)
+        if idx is not None:
+            for pos, r in enumerate(np.asarray(rows).tolist()):
+                idx[int(r)] = (self._h5, start + pos)

@@ -1,0 +1,384 @@
+"""Image batches → attributions → cache → per-image scores → tidy rows, for one shard of a suite.
+
+Per batch of rows of one leg (one model on one set): read uint8 images and masks, preprocess, one forward pass
+for the prediction (the target, SPEC §1.2: the predicted class of the clean input), attribute the methods that
+are not cached yet in one ``attribute_many`` call (samples shared where methods allow), reduce to every 2-D map
+the leg's metrics read (``to_saliency``), append to the cache, then score from the cached float16 maps — so a
+fresh run and a resumed run give the same numbers.
+
+Randomness: each image gets its own seed derived from (suite seed, set, row) (:func:`derive_seed`), passed to
+the engine as ``seeds``, so a map does not depend on the batch it was computed in, on sharding or on the
+number of processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from bamkit.errors import DataError
+from bamkit.evaluate import methods as methods_mod
+from bamkit.evaluate.cache import AttributionCache
+from bamkit.evaluate.scenarios import Leg, derive_seed, plan_legs, random_region_masks
+from bamkit.evaluate.scores import compute_scores
+from bamkit.evaluate.suite import Suite
+from bamkit.progress import bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    meta: Any  # bamkit.models.ClassifierMeta
+
+    @property
+    def key(self) -> str:
+        return str(self.meta.checkpoint_hash)
+
+
+def load_models(suite: Suite, models_dir: str | Path, roles: list[str]) -> dict[str, LoadedModel]:
+    """Load the checkpoints ``<models_dir>/<stem>.ckpt`` of the roles that exist (missing ones are skipped)."""
+    from bamkit.models import load_classifier
+
+    d = Path(models_dir)
+    if not d.is_dir():
+        raise DataError(
+            f"models folder {str(d)!r} does not exist; train the models with 'bamkit train' or pass "
+            "--models DIR"
+        )
+    out = {}
+    for role in roles:
+        p = d / f"{suite.role_file(role)}.ckpt"
+        if p.is_file():
+            module, meta = load_classifier(p)
+            out[role] = LoadedModel(module.eval(), meta)
+    return out
+
+
+def all_roles(suite: Suite) -> list[str]:
+    sc = suite.scenarios
+    roles = [
+        *sc.mcs.models,
+        *sc.rmcs.models,
+        sc.rmcs.reference,
+        sc.idr.model,
+        sc.iir.model,
+        sc.faithfulness.model,
+    ]
+    return list(dict.fromkeys(roles))
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _exec_options(suite: Suite):
+    from bamkit.attribution.base import ExecOptions
+
+    e = suite.execution
+    return ExecOptions(
+        precision=e.precision,
+        channels_last=e.channels_last,
+        compile=e.compile,
+        batch_size=e.sample_batch_size,
+    )
+
+
+def _attribute(
+    model, x, target, methods: dict[str, Any], seeds: torch.Tensor, opts
+) -> dict[str, torch.Tensor]:
+    """``attribute_many`` on Method instances: one engine call shares samples between methods; each
+    sampler group draws from fresh per-image generators seeded by ``seeds``, so a method's map does not depend
+    on which other methods run beside it (what makes the cache valid)."""
+    from bamkit.attribution.engine import run_methods
+
+    return run_methods(model, x, target, methods, seeds=seeds, opts=opts)
+
+
+def _saliency(attr: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,H,W) map and (N,) degenerate-map flags (SPEC §1.3)."""
+    from bamkit.attribution.postprocess import to_saliency
+
+    return to_saliency(attr, mode=mode, return_flags=True)
+
+
+class DataSets:
+    """The dataset file plus optional extra files (``bamkit delta``'s patch file): a set is read from the first
+    file that has it. Each set also gets a content token for cache keys, so a rebuilt set (new recipe, new δ)
+    never reuses maps of the old one.
+    """
+
+    def __init__(self, path: str | Path, extra: tuple[str | Path, ...] = ()) -> None:
+        from bamkit.data.h5 import BamFile
+
+        self.files = [BamFile(path), *(BamFile(p) for p in extra if p is not None and Path(p).is_file())]
+        self._tokens: dict[str, str] = {}
+
+    def has(self, name: str) -> bool:
+        return any(f.has(name) for f in self.files)
+
+    def _file(self, name: str):
+        for f in self.files:
+            if f.has(name):
+                return f
+        return self.files[0]  # raises the dataset file's own "set not found" error
+
+    def __getitem__(self, name: str):
+        return self._file(name)[name]
+
+    def token(self, name: str) -> str:
+        """``<set>@<hash of the file's and set's attributes and length>``."""
+        if name not in self._tokens:
+            from bamkit.provenance import json_hash
+
+            f = self._file(name)
+            view = f[name]
+            fa = {
+                k: v
+                for k, v in f.attrs.items()
+                if k in ("recipe", "seed", "schema_version", "object_classes", "scene_classes", "image_size")
+            }
+            self._tokens[name] = f"{name}@{json_hash([fa, view.attrs, len(view)])[:12]}"
+        return self._tokens[name]
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    def __enter__(self) -> DataSets:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ShardRunner:
+    """Evaluates the legs of a suite that fall into shard ``index`` of ``count`` (see :meth:`Leg.shard`).
+
+    Args:
+        suite: a validated suite.
+        bam: the :class:`DataSets` to read.
+        models: role -> loaded model (on the device the caller chose).
+        cache: the attribution cache this process writes.
+        examples_dir: where example inputs + maps for the report's saliency grids go (None: not written).
+    """
+
+    def __init__(
+        self,
+        suite: Suite,
+        bam,
+        models: Mapping[str, LoadedModel],
+        cache: AttributionCache,
+        index: int = 0,
+        count: int = 1,
+        examples_dir: Path | None = None,
+    ) -> None:
+        self.suite, self.bam, self.models, self.cache = suite, bam, models, cache
+        self.index, self.count = index, count
+        self.examples_dir = examples_dir
+        self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.methods}
+        self.opts = _exec_options(suite)
+        self.legs, self.skipped = plan_legs(suite, bam, set(models))
+
+    # -- attributions -------------------------------------------------------------------------------------
+    def _ensure_cached(
+        self,
+        leg: Leg,
+        lm: LoadedModel,
+        rows: np.ndarray,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        logit: torch.Tensor,
+    ) -> None:
+        missing = {}
+        for label, (spec, obj) in self.methods.items():
+            have = all(
+                self.cache.present(lm.key, self.bam.token(leg.set), spec.key, r, rows).all()
+                for r in leg.reducers
+            )
+            if not have:
+                missing[label] = obj
+        if not missing:
+            return
+        seeds = torch.tensor([derive_seed(self.suite.seed, leg.set, int(r)) for r in rows], dtype=torch.long)
+        attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
+        pred = target.cpu().numpy()
+        for label, attr in attrs.items():
+            spec = self.methods[label][0]
+            for red in leg.reducers:
+                maps, flags = _saliency(attr.detach(), red)
+                self.cache.write(
+                    lm.key,
+                    self.bam.token(leg.set),
+                    spec.key,
+                    red,
+                    rows,
+                    maps.float().cpu().numpy(),
+                    pred,
+                    pred,
+                    logit.cpu().numpy(),
+                    flags.cpu().numpy(),
+                )
+
+    # -- one leg ------------------------------------------------------------------------------------------
+    def run_leg(self, leg: Leg) -> list[pd.DataFrame]:
+        lm = self.models[leg.role]
+        view = self.bam[leg.set]
+        pre = lm.meta.preprocess
+        dev = _device(lm.module)
+        bs = self.suite.execution.batch_size
+        frames = []
+        example_pair = int(np.min(leg.pool_pairs)) if len(leg.pool_pairs) else -1
+        steps = range(0, len(leg.rows), bs)
+        for s in bar(steps, total=len(steps), desc=f"{leg.scenario} {leg.role} {leg.set}", unit="batch"):
+            rows, pairs = leg.rows[s : s + bs], leg.pairs[s : s + bs]
+            images = torch.from_numpy(view.read("images", rows)).to(dev)
+            masks_raw = torch.from_numpy(view.read("masks", rows))
+            labels = view.read(lm.meta.label_field, rows).astype(np.int64)
+            x = pre(images)
+            masks = pre.masks(masks_raw.to(dev))
+            with torch.no_grad():
+                logits = lm.module(x)
+            target = logits.argmax(1)
+            logit = logits.gather(1, target[:, None])[:, 0].float()
+            self._ensure_cached(leg, lm, rows, x, target, logit)
+            rand = None
+            if leg.random_baseline:
+                rand = random_region_masks(
+                    lambda r: view.read("masks", r),
+                    pairs,
+                    leg.pool_pairs,
+                    self._pool_rows(leg),
+                    tuple(masks_raw.shape[1:]),
+                    self.suite.seed,
+                    leg.scenario,
+                )
+                rand = pre.masks(torch.from_numpy(rand).to(dev))
+            for label, (spec, _) in self.methods.items():
+                entries = {
+                    r: self.cache.read(lm.key, self.bam.token(leg.set), spec.key, r, rows)
+                    for r in leg.reducers
+                }
+                frames.append(self._rows(leg, lm, label, rows, pairs, labels, entries, masks, rand, x))
+                if example_pair in set(pairs.tolist()) and self.examples_dir is not None:
+                    i = int(np.flatnonzero(pairs == example_pair)[0])
+                    self._save_example(leg, lm, label, int(rows[i]), x[i], masks[i], entries, i, labels[i])
+        return frames
+
+    def _pool_rows(self, leg: Leg) -> np.ndarray:
+        """Rows of ``leg.set`` for each pool pair key (same order as ``leg.pool_pairs``)."""
+        if leg.scenario not in ("idr", "iir"):  # pair key = row
+            return leg.pool_pairs
+        pidx = np.asarray(self.bam[leg.set].read("pair_index", None), dtype=np.int64)
+        where = {int(p): i for i, p in enumerate(pidx.tolist())}
+        return np.array([where[int(p)] for p in leg.pool_pairs], dtype=np.int64)
+
+    def _rows(self, leg: Leg, lm: LoadedModel, label: str, rows, pairs, labels, entries, masks, rand, x):
+        from bamkit.metrics import region_attribution
+
+        first = next(iter(entries.values()))
+        pred = first.prediction
+        df = pd.DataFrame(
+            {
+                "scenario": leg.scenario,
+                "model": leg.role,
+                "model_hash": lm.key[:16],
+                "set": leg.set,
+                "image": rows.astype(np.int64),
+                "pair": pairs.astype(np.int64),
+                "method": label,
+                "label": labels,
+                "target": first.target,
+                "prediction": pred,
+                "correct": pred == labels,
+                "logit": first.logit,
+            }
+        )
+        dev = masks.device
+        if "bam" in entries:
+            sal = torch.from_numpy(entries["bam"].maps).to(dev)
+            df["g_c"] = region_attribution(sal, masks).double().cpu().numpy()
+            df["flag"] = entries["bam"].flag
+            if rand is not None:
+                df["g_c_random"] = region_attribution(sal, rand).double().cpu().numpy()
+        if leg.scores:
+            tgt = torch.from_numpy(first.target).to(dev)
+            maps = {r: torch.from_numpy(e.maps).to(dev) for r, e in entries.items()}
+            seeds = np.array([derive_seed(self.suite.seed, "score", leg.set, int(r)) for r in rows]) % (2**31)
+            for name, values in compute_scores(
+                leg.scores, lm.module, x, maps, tgt, masks, lm.meta.preprocess, self.suite, seeds
+            ).items():
+                df[name] = values
+        return df
+
+    def _save_example(self, leg, lm, label, row, x, mask, entries, i, true_label) -> None:
+        """The example input at model resolution (uint8 HWC), its mask and this method's map (report grids)."""
+        pix = lm.meta.preprocess.denormalize(x[None])[0].clamp(0, 1)
+        image = (pix.permute(1, 2, 0) * 255).round().to(torch.uint8)
+        key = f"{leg.scenario}__{leg.role}__{leg.set.replace('/', '_')}"
+        d = self.examples_dir / key
+        d.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            d / "input.npz",
+            image=image.cpu().numpy(),
+            mask=mask.cpu().numpy(),
+            row=row,
+            scenario=leg.scenario,
+            model=leg.role,
+            set=leg.set,
+            label=lm.meta.class_names[int(true_label)]
+            if 0 <= true_label < len(lm.meta.class_names)
+            else str(true_label),
+        )
+        red = "bam" if "bam" in entries else next(iter(entries))
+        e = entries[red]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        np.savez_compressed(
+            d / f"map__{safe}.npz",
+            map=e.maps[i].astype(np.float16),
+            method=label,
+            reducer=red,
+            prediction=lm.meta.class_names[int(e.prediction[i])],
+        )
+
+    def run(self) -> pd.DataFrame:
+        """All legs of this shard as one tidy per-image DataFrame."""
+        frames: list[pd.DataFrame] = []
+        self.timings: list[dict] = []
+        for leg in self.legs:
+            part = leg.shard(self.index, self.count)
+            if len(part.rows):
+                t0 = time.perf_counter()
+                frames.extend(self.run_leg(part))
+                self.timings.append(
+                    {
+                        "scenario": leg.scenario,
+                        "model": leg.role,
+                        "set": leg.set,
+                        "images": int(len(part.rows)),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+        if not frames:
+            return pd.DataFrame()
+        return sort_per_image(pd.concat(frames, ignore_index=True))
+
+
+def sort_per_image(df: pd.DataFrame) -> pd.DataFrame:
+    """The canonical row order of the per-image table (identical for sharded and unsharded runs)."""
+    if df.empty:
+        return df
+    return df.sort_values(["scenario", "model", "set", "method", "image"], kind="stable").reset_index(
+        drop=True
+    )

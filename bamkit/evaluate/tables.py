@@ -1,0 +1,238 @@
+"""Tidy tables and the summary: per-image rows → per-pair values → per method × metric leaderboard.
+
+* ``per_image``: one row per (scenario, model, set, image, method): target, prediction, correct, g_c, the
+  random-region g_c and every per-image score (CSV, plus Parquet when pyarrow is installed).
+* ``per_pair``: the BAM pair metrics per pair (scenarios.pair_table), with the correctness filter.
+* ``summary``: per metric × method the full-pool value, n, the paper's trial protocol (mean ± std over
+  ``n_trials`` random subsets of ``trial_size`` pairs, SPEC §1.5), a bootstrap 95 % CI and the rank;
+  relative MCS adds Pearson ρ against the accuracy drop (9- and 10-point, SPEC §3.1).
+* ``summary.json``: all of it plus paired tests between methods, the metric-ranking agreement and provenance,
+  for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bamkit import atomic
+from bamkit.evaluate.scenarios import derive_seed
+from bamkit.evaluate.suite import HIGHER_IS_BETTER, K_VALUES, Suite
+
+SUMMARY_COLUMNS = [
+    "metric",
+    "method",
+    "value",
+    "n",
+    "trial_mean",
+    "trial_std",
+    "ci_low",
+    "ci_high",
+    "rank",
+    "higher_is_better",
+]
+
+
+def write_table(df: pd.DataFrame, path: Path) -> list[Path]:
+    """``path`` as CSV (always; pandas reads it directly) and ``.parquet`` beside it when pyarrow is present."""
+    written = []
+    with atomic.atomic_path(path.with_suffix(".csv")) as tmp:
+        df.to_csv(tmp, index=False)
+    written.append(path.with_suffix(".csv"))
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return written
+    with atomic.atomic_path(path.with_suffix(".parquet")) as tmp:
+        df.to_parquet(tmp, index=False)
+    written.append(path.with_suffix(".parquet"))
+    return written
+
+
+def _rank(values: pd.Series, higher: bool | None) -> pd.Series:
+    if higher is None:
+        return pd.Series(np.nan, index=values.index)
+    return values.rank(ascending=not higher, method="min")
+
+
+def summarize_metric(values: np.ndarray, suite: Suite, metric: str, method: str) -> dict[str, Any]:
+    """Full-pool mean, trial mean/std and bootstrap CI of one method's included per-pair values."""
+    from bamkit.metrics import stats
+
+    s = suite.samples
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    row: dict[str, Any] = {"metric": metric, "method": method, "n": int(len(v))}
+    if len(v) == 0:
+        row.update(value=math.nan, trial_mean=math.nan, trial_std=math.nan, ci_low=math.nan, ci_high=math.nan)
+        return row
+    seed = derive_seed(suite.seed, "stats", metric) % (2**31)  # same subsets for every method: paired
+    row["value"] = float(v.mean())
+    tr = stats.trials(v, n_trials=s.n_trials, trial_size=s.trial_size, seed=seed)
+    row["trial_mean"], row["trial_std"] = tr.mean, tr.std
+    ci = stats.bootstrap_ci(v, n_boot=s.n_boot, alpha=s.alpha, seed=seed)
+    row["ci_low"], row["ci_high"] = ci.low, ci.high
+    return row
+
+
+def rmcs_rows(
+    pairs: pd.DataFrame, suite: Suite, acc_drop: dict[float, float] | None
+) -> tuple[list[dict], dict]:
+    """Pearson ρ of each method's relative-MCS series against the accuracy drop (SPEC §3.1, §5.1)."""
+    from bamkit.metrics import stats
+    from bamkit.metrics.bam import ACC_DROP_PAPER
+
+    drop = dict(ACC_DROP_PAPER if not acc_drop else acc_drop)
+    r = pairs[pairs["scenario"] == "rmcs"]
+    if r.empty:
+        return [], {}
+    series: dict[str, dict[str, float]] = {}
+    rows = []
+    for method, d in r.groupby("method", sort=False):
+        # mean over the pairs both models classify correctly; NaN for a k with none (visible, never dropped)
+        means = d["value"].where(d["included"]).groupby(d["metric"]).mean()
+        ks = sorted(float(m.removeprefix("rmcs_k")) for m in means.index)
+        ser = [float(means[f"rmcs_k{k:.1f}"]) for k in ks]
+        series[method] = {f"{k:.1f}": s for k, s in zip(ks, ser)}
+        x = [drop.get(k, math.nan) for k in ks]
+        for name, xs, ys in (("rmcs_rho9", x, ser), ("rmcs_rho", [*x, drop.get(1.0, math.nan)], [*ser, 0.0])):
+            ok = [i for i, (a, b) in enumerate(zip(xs, ys)) if math.isfinite(a) and math.isfinite(b)]
+            rho, p = (
+                stats.pearson([xs[i] for i in ok], [ys[i] for i in ok])
+                if len(ok) >= 3
+                else (math.nan, math.nan)
+            )
+            rows.append(
+                {
+                    "metric": name,
+                    "method": method,
+                    "value": float(rho),
+                    "n": len(ok),
+                    "p_value": float(p),
+                    "trial_mean": math.nan,
+                    "trial_std": math.nan,
+                    "ci_low": math.nan,
+                    "ci_high": math.nan,
+                }
+            )
+    info = {
+        "series": series,
+        "acc_drop": {f"{k:.1f}": v for k, v in drop.items()},
+        "acc_drop_source": "verification" if acc_drop else "paper (SPEC §5.1, BAM Fig. 2 bottom)",
+        "ks": [k for k in K_VALUES],
+    }
+    return rows, info
+
+
+def paired_tests(pairs: pd.DataFrame, alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Paired tests between every two methods on the pairs both include, Holm-corrected per metric
+    (``bamkit.metrics.stats.paired_comparisons``): Wilcoxon signed-rank, or the sign test for 0/1 outcomes."""
+    from bamkit.metrics import stats
+
+    out = []
+    for metric, d in pairs[pairs["included"] & (pairs["scenario"] != "rmcs")].groupby("metric", sort=False):
+        hib = HIGHER_IS_BETTER.get(metric)
+        if hib is None:
+            continue
+        wide = d.pivot_table(index="pair", columns="method", values="value", aggfunc="first").dropna()
+        if wide.shape[1] < 2 or len(wide) < 2:
+            continue
+        # 0/1 outcomes (IDR, IIR hits) are all ties: the sign test is the exact paired test for them
+        binary = bool(np.isin(wide.to_numpy(), (0.0, 1.0)).all())
+        test = "sign" if binary else "wilcoxon"
+        for c in stats.paired_comparisons(
+            {m: wide[m].to_numpy() for m in wide.columns}, test=test, higher_is_better=hib, alpha=alpha
+        ):
+            out.append(
+                {
+                    "metric": metric,
+                    "test": test,
+                    "a": c.a,
+                    "b": c.b,
+                    "n": c.n,
+                    "mean_diff": c.mean_diff,
+                    "statistic": c.statistic,
+                    "p_value": c.p,
+                    "p_holm": c.p_holm,
+                    "better": c.better,
+                }
+            )
+    return out
+
+
+def ranking_agreement(summary: pd.DataFrame) -> dict[str, Any]:
+    """Kendall τ between the method rankings of every two metrics (directions honoured), as a matrix."""
+    from bamkit.metrics import stats
+
+    scored = summary[summary["higher_is_better"].notna() & summary["value"].notna()]
+    table = {
+        m: dict(zip(d["method"], d["value"].astype(float)))
+        for m, d in scored.groupby("metric", sort=False)
+        if d["method"].nunique() >= 2
+    }
+    metrics = list(table)
+    hib = {m: HIGHER_IS_BETTER.get(m) for m in metrics}
+    mat = [[1.0 if i == j else math.nan for j in range(len(metrics))] for i in range(len(metrics))]
+    for a in stats.ranking_agreement(table, hib):
+        i, j = metrics.index(a.metric_a), metrics.index(a.metric_b)
+        mat[i][j] = mat[j][i] = a.tau
+    return {"metrics": metrics, "tau": mat}
+
+
+def summarize(
+    pairs: pd.DataFrame, suite: Suite, acc_drop: dict[float, float] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, tests, agreement)."""
+    rows = []
+    inc = pairs[pairs["included"]] if len(pairs) else pairs
+    order = [m.label for m in suite.methods]
+    for metric in pairs.loc[pairs["scenario"] != "rmcs", "metric"].unique() if len(pairs) else []:
+        d = inc[inc["metric"] == metric]
+        for method in order:
+            if ((pairs["metric"] == metric) & (pairs["method"] == method)).any():
+                vals = d.loc[d["method"] == method, "value"].to_numpy(float)
+                rows.append(summarize_metric(vals, suite, metric, method))  # n = 0 rows stay visible
+    rrows, rinfo = rmcs_rows(pairs, suite, acc_drop) if len(pairs) else ([], {})
+    rows.extend(rrows)
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary["higher_is_better"] = summary["metric"].map(lambda m: HIGHER_IS_BETTER.get(m))
+    summary["rank"] = np.nan
+    for metric, idx in summary.groupby("metric", sort=False).groups.items():
+        summary.loc[idx, "rank"] = _rank(summary.loc[idx, "value"], HIGHER_IS_BETTER.get(metric))
+    cols = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
+    summary = summary[cols]
+    extra = {
+        "rmcs": rinfo,
+        "paired_tests": paired_tests(pairs, suite.samples.alpha) if len(pairs) else [],
+        "agreement": ranking_agreement(summary),
+    }
+    return summary, extra
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic.write_text(path, json.dumps(_clean(data), indent=1, sort_keys=False))

@@ -1,0 +1,132 @@
+"""Paper-style figures from a results summary (matplotlib, Agg, PNG bytes).
+
+* :func:`metric_bars`: one metric per method with its 95 % CI, and a baseline — the random-region value per
+  method (MCS, BAM Fig. 4) or a constant line (IDR's 50 %, BAM Fig. 8).
+* :func:`rmcs_figure`: relative MCS over k per method against the accuracy drop (BAM Fig. 6/13).
+* :func:`agreement_heatmap`: Kendall τ between the metrics' method rankings.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+_COLOR = "#3b6ea5"
+_BASE = "#c77c2e"
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def metric_bars(
+    rows: list[dict],
+    metric: str,
+    title: str,
+    ylabel: str,
+    methods: list[str],
+    baseline_rows: list[dict] | None = None,
+    baseline_line: float | None = None,
+    baseline_label: str = "random baseline",
+) -> bytes:
+    """Bars of ``metric`` per method (value, 95 % bootstrap CI as error bars), optional baselines."""
+    by = {r["method"]: r for r in rows if r["metric"] == metric}
+    names = [m for m in methods if m in by]
+    vals = np.array([_num(by[m]["value"]) for m in names])
+    lo = np.array([_num(by[m].get("ci_low")) for m in names])
+    hi = np.array([_num(by[m].get("ci_high")) for m in names])
+    err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)]).clip(min=0)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 1.5), 3.2))
+    x = np.arange(len(names))
+    width = 0.38 if baseline_rows else 0.7
+    ax.bar(
+        x - (width / 2 if baseline_rows else 0), vals, width, yerr=err, color=_COLOR, capsize=3, label=metric
+    )
+    if baseline_rows:
+        bb = {r["method"]: r for r in baseline_rows}
+        bv = np.array([_num(bb.get(m, {}).get("value")) for m in names])
+        ax.bar(x + width / 2, bv, width, color=_BASE, alpha=0.8, label=baseline_label)
+    if baseline_line is not None:
+        ax.axhline(baseline_line, color=_BASE, ls="--", lw=1.2, label=baseline_label)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if baseline_rows or baseline_line is not None:
+        ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def rmcs_figure(
+    series: dict[str, dict[str, float]], acc_drop: dict[str, float], rho: dict[str, float]
+) -> bytes:
+    """Relative MCS vs k per method (left axis) and the accuracy drop when the CF is removed (right axis)."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    for method, s in series.items():
+        ks = sorted(s, key=float)
+        r = rho.get(method)
+        lab = f"{method} (ρ={r:.2f})" if r is not None and math.isfinite(r) else method
+        ax.plot([float(k) for k in ks], [_num(s[k]) for k in ks], marker="o", ms=3, lw=1.2, label=lab)
+    ax.set_xlabel("k (fraction of scene classes with the dog)")
+    ax.set_ylabel("relative MCS  MCS(f_k, f_1.0)")
+    ax2 = ax.twinx()
+    ks = sorted(acc_drop, key=float)
+    ax2.plot([float(k) for k in ks], [_num(acc_drop[k]) for k in ks], "k--", lw=1.2, label="accuracy drop")
+    ax2.set_ylabel("accuracy drop without the dog (pp)")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.15, 1.0))
+    ax.set_title("Relative model contrast vs. accuracy drop (BAM Fig. 6/13)", fontsize=10)
+    return _png(fig)
+
+
+def agreement_heatmap(metrics: list[str], tau: list[list[float | None]]) -> bytes:
+    """Kendall τ between the metrics' rankings of the methods (1 = identical order)."""
+    m = np.array([[_num(v) for v in row] for row in tau], dtype=float)
+    fig, ax = plt.subplots(figsize=(0.55 * len(metrics) + 2.2, 0.5 * len(metrics) + 1.6))
+    im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(metrics)), metrics, rotation=45, ha="right")
+    ax.set_yticks(range(len(metrics)), metrics)
+    for i in range(len(metrics)):
+        for j in range(len(metrics)):
+            if math.isfinite(m[i, j]):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(m[i, j]) > 0.6 else "black",
+                )
+    fig.colorbar(im, ax=ax, fraction=0.046, label="Kendall τ")
+    ax.set_title("Agreement between metric rankings", fontsize=10)
+    return _png(fig)
+
+
+def k_accuracy_figure(k_series: list[dict], published: dict[float, tuple[float, float]]) -> bytes:
+    """Verification (BAM Fig. 2 bottom): bamboo-forest accuracy with / without the dog per k."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    ks = [float(r["k"]) for r in k_series]
+    ax.plot(ks, [100 * _num(r.get("acc_with")) for r in k_series], "o-", label="with dog (measured)")
+    ax.plot(ks, [100 * _num(r.get("acc_without")) for r in k_series], "s-", label="without dog (measured)")
+    pk = sorted(published)
+    ax.plot(pk, [published[k][0] for k in pk], "o:", color="gray", ms=3, label="with (paper)")
+    ax.plot(pk, [published[k][1] for k in pk], "s:", color="silver", ms=3, label="without (paper)")
+    ax.set_xlabel("k")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title("Bamboo-forest accuracy of f_k (BAM Fig. 2 bottom)", fontsize=10)
+    return _png(fig)

@@ -1,0 +1,267 @@
+"""The evaluate stage end to end on planted ground truth (bamkit.testing.evaluate): known metric values,
+correctness filtering, cache resume, sharded == unsharded, user methods, and the results files."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import bamkit.attribution  # noqa: F401
+import bamkit.metrics as M
+from bamkit.evaluate import evaluate, merge_shards
+from bamkit.evaluate.scenarios import random_region_masks
+from bamkit.evaluate.suite import suite_from_dict
+from bamkit.testing.evaluate import planted_models, write_planted_file
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_planted_file(tmp_path_factory.mktemp("data") / "planted.h5", n_pairs=20, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return planted_models(SIZE)
+
+
+def _suite(data, **over):
+    d = {
+        "name": "t",
+        "data": str(data),
+        "methods": [
+            {"name": "vanilla_gradient", "label": "VG"},
+            {"name": "smoothgrad", "label": "SG", "n_samples": 3, "sigma": 0.5},
+            {"name": "random", "label": "Random"},
+        ],
+        "metrics": ["mcs", "rmcs", "idr", "iir", "attribution_change", "rcap", "dice", "mae"],
+        "scenarios": {"rmcs": {"models": ["f_k0.1"]}, "faithfulness": {"max_images": 8}},
+        "samples": {"n_trials": 3, "trial_size": 5, "n_boot": 200},
+    }
+    d.update(over)
+    return suite_from_dict(d)
+
+
+def _value(summary, metric, method):
+    r = summary[(summary.metric == metric) & (summary.method == method)]
+    assert len(r) == 1, (metric, method)
+    return float(r["value"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def run(data, models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("res")
+    evaluate(_suite(data), out, loaded_models=models)
+    return out
+
+
+def test_planted_models_give_the_closed_form_scores(run):
+    s = pd.read_csv(run / "summary.csv")
+    # f_o's gradient is 1 exactly on the central square holding every object, f_s's is 0 there
+    assert _value(s, "mcs", "VG") == pytest.approx(1.0)
+    assert _value(s, "mcs", "SG") == pytest.approx(1.0)
+    # f_s's gradient does not depend on the input: equal g_c in both images, strict inequality -> IDR 0
+    assert _value(s, "idr", "VG") == 0.0
+    # the 20 pairs have 12 validation pairs, of which every 5th row (label 1) is misclassified
+    per_pair = pd.read_csv(run / "per_pair.csv")
+    mcs_vg = per_pair[(per_pair.metric == "mcs") & (per_pair.method == "VG")]
+    assert len(mcs_vg) == 15 and mcs_vg.included.sum() == 12  # 15 val rows, 3 with label 1
+    assert not mcs_vg[~mcs_vg.included]["pair"].isin(np.arange(4, 20, 5)).eq(False).any()
+    # a uniform random map puts about as much mass on the object as outside: MCS near 0, IDR near 1/2
+    assert abs(_value(s, "mcs", "Random")) < 0.15
+    assert 0.2 < _value(s, "idr", "Random") < 0.8
+    # ranks: VG and SG tie first on MCS, Random third
+    r = s[s.metric == "mcs"].set_index("method")["rank"]
+    assert r["VG"] == r["SG"] == 1 and r["Random"] == 3
+
+
+def test_pair_values_match_the_metrics_package(run):
+    """The tidy per-image table, re-aggregated with bamkit.metrics' own functions, gives the summary."""
+    pi = pd.read_csv(run / "per_image.csv")
+    s = pd.read_csv(run / "summary.csv")
+    for method in ("VG", "SG", "Random"):
+        a = pi[(pi.scenario == "mcs") & (pi.model == "f_o") & (pi.method == method)].sort_values("pair")
+        b = pi[(pi.scenario == "mcs") & (pi.model == "f_s") & (pi.method == method)].sort_values("pair")
+        t = lambda c: torch.tensor(np.asarray(c))  # noqa: E731
+        want = M.mcs(t(a.g_c), t(b.g_c), t(a.correct.to_numpy() & b.correct.to_numpy()))
+        assert _value(s, "mcs", method) == pytest.approx(want, abs=1e-9)
+        w = pi[(pi.scenario == "idr") & (pi.set == "obj_scene") & (pi.method == method)].sort_values("pair")
+        wo = pi[(pi.scenario == "idr") & (pi.set == "scene_only") & (pi.method == method)].sort_values("pair")
+        want = M.idr(t(w.g_c), t(wo.g_c), t(w.correct.to_numpy() & wo.correct.to_numpy()))
+        assert _value(s, "idr", method) == pytest.approx(want, abs=1e-9)
+
+
+def test_faithfulness_scores_equal_direct_metric_calls(run, data, models):
+    """RCAP in the table equals bamkit.metrics.rcap on the cached abs_minmax map of the same image."""
+    from bamkit.data.h5 import BamFile
+    from bamkit.evaluate.cache import AttributionCache
+    from bamkit.evaluate.runner import DataSets
+    from bamkit.evaluate.suite import MethodSpec
+
+    pi = pd.read_csv(run / "per_image.csv")
+    f = pi[(pi.scenario == "faithfulness") & (pi.method == "VG")].sort_values("image")
+    rows = f.image.to_numpy()
+    model, meta = models["f_o"]
+    with BamFile(data) as bf, DataSets(data) as ds, AttributionCache(run / "cache", "reader") as c:
+        x = meta.preprocess(torch.from_numpy(bf["obj_scene"].read("images", rows)))
+        e = c.read(
+            meta.checkpoint_hash,
+            ds.token("obj_scene"),
+            MethodSpec("VG", "vanilla_gradient").key,
+            "abs_minmax",
+            rows,
+        )
+    want = M.rcap(model, x, torch.from_numpy(e.maps), torch.from_numpy(e.target))
+    np.testing.assert_allclose(f.rcap.to_numpy(), want.double().numpy(), atol=1e-6)
+
+
+def test_iir_is_one_for_an_unchanged_patch(data, models, tmp_path):
+    # f_empty played by the centre model, so g_c(x) > 0; the planted patch set equals bamboo_forest
+    import dataclasses
+
+    s = _suite(data, metrics=["iir", "attribution_change"])
+    model, meta = models["f_o"]
+    meta = dataclasses.replace(meta, name="f_empty", label_field="scene_label")
+    out = evaluate(s, tmp_path, loaded_models={"f_empty": (model, meta)})
+    summ = pd.read_csv(out / "summary.csv")
+    assert _value(summ, "iir", "VG") == 1.0 and _value(summ, "attribution_change", "VG") == 0.0
+
+
+def test_resume_computes_only_new_methods(data, models, tmp_path):
+    s1 = _suite(data, methods=[{"name": "vanilla_gradient", "label": "VG"}], metrics=["mcs"])
+    evaluate(s1, tmp_path, loaded_models=models)
+
+    def done(path):
+        with h5py.File(path, "r") as f:
+            out = {}
+            f.visititems(
+                lambda n, o: out.__setitem__(n, int(o.attrs["n_done"])) if "n_done" in o.attrs else None
+            )
+        return out
+
+    before = done(tmp_path / "cache" / "main.h5")
+    s2 = _suite(
+        data,
+        methods=[{"name": "vanilla_gradient", "label": "VG"}, {"name": "gradient_x_input", "label": "GxI"}],
+        metrics=["mcs"],
+    )
+    evaluate(s2, tmp_path, loaded_models=models)
+    after = done(tmp_path / "cache" / "main.h5")
+    assert {k: after[k] for k in before} == before  # VG rows not recomputed or duplicated
+    assert len(after) == 2 * len(before)  # GxI added for the same (model, set, reducer) groups
+    assert set(pd.read_csv(tmp_path / "summary.csv").method) == {"VG", "GxI"}
+
+
+def test_sharded_equals_unsharded(run, data, models, tmp_path):
+    s = _suite(data)
+    for i in range(3):
+        evaluate(s, tmp_path, shard=(i, 3), loaded_models=models)
+    assert (tmp_path / "summary.csv").is_file()  # the last shard merged
+    a = pd.read_csv(run / "per_image.csv")
+    b = pd.read_csv(tmp_path / "per_image.csv")
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pd.read_csv(run / "summary.csv"), pd.read_csv(tmp_path / "summary.csv"))
+    # shards are disjoint and cover everything
+    parts = [pd.read_csv(tmp_path / "shards" / f"shard{i}of3" / "per_image.csv") for i in range(3)]
+    assert sum(len(p) for p in parts) == len(a)
+    keys = [set(zip(p.scenario, p.set, p.model, p.method, p.image)) for p in parts]
+    assert not (keys[0] & keys[1]) and not (keys[1] & keys[2])
+
+
+def test_a_partial_shard_set_is_not_merged(data, models, tmp_path):
+    s = _suite(data, metrics=["mcs"], methods=["vanilla_gradient"])
+    evaluate(s, tmp_path, shard=(0, 2), loaded_models=models)
+    assert not (tmp_path / "summary.csv").exists()
+    evaluate(s, tmp_path, shard=(1, 2), loaded_models=models)
+    merge_shards(s, tmp_path, 2)
+    assert (tmp_path / "summary.json").is_file()
+
+
+def test_user_callable_method_joins_the_leaderboard(data, models, tmp_path, monkeypatch):
+    """``--method module:callable``: a function f(model, inputs, target) is scored like a built-in."""
+    import sys
+    import types
+
+    mod = types.ModuleType("user_maps_for_test")
+
+    def center_map(model, inputs, target):  # attributes exactly the central square: the planted truth
+        m = torch.zeros_like(inputs[:, :1])
+        q = inputs.shape[-1] // 4
+        m[..., q:-q, q:-q] = 1
+        return m
+
+    mod.center_map = center_map
+    monkeypatch.setitem(sys.modules, "user_maps_for_test", mod)
+    s = _suite(
+        data,
+        methods=[{"name": "random", "label": "Random"}, "user_maps_for_test:center_map"],
+        metrics=["mcs", "idr"],
+    )
+    evaluate(s, tmp_path, loaded_models=models)
+    summ = pd.read_csv(tmp_path / "summary.csv")
+    # the map ignores the model: g_c equal for f_o and f_s -> MCS 0 exactly
+    assert _value(summ, "mcs", "user_maps_for_test:center_map") == 0.0
+    j = json.loads((tmp_path / "summary.json").read_text())
+    assert "user_maps_for_test:center_map" in j["methods"]
+
+
+def test_random_regions_depend_only_on_the_pair_key():
+    masks = np.zeros((4, 10, 10), bool)
+    masks[0, 1:3, 1:4] = True
+    masks[1, 5:9, 2:4] = True
+    masks[2, 0:5, 0:5] = True
+    masks[3, 7:9, 7:9] = True
+    pool = np.arange(4)
+    read = lambda r: masks[r]  # noqa: E731
+    full = random_region_masks(read, pool, pool, pool, (10, 10), 0, "mcs")
+    part = random_region_masks(read, pool[[3, 1]], pool, pool, (10, 10), 0, "mcs")
+    np.testing.assert_array_equal(full[[3, 1]], part)
+    areas = sorted(int(m.sum()) for m in masks)
+    for i, m in enumerate(full):  # another image's mask, moved: same area as some other mask
+        assert int(m.sum()) in areas and not np.array_equal(m, masks[i])
+
+
+def test_accuracy_drop_is_read_from_the_verification_json():
+    """bamkit verify's k_series holds fractions; RMCS uses percentage points like the paper's Fig. 2."""
+    from bamkit.evaluate import _acc_drop
+
+    v = {
+        "passed": True,
+        "k_series": [
+            {"k": 0.1, "model": "f_k0.1", "n": 12, "acc_with": 0.9, "acc_without": 0.5, "drop": 0.4},
+            {"k": 1.0, "n": 12, "drop": -0.05},
+        ],
+        "published": {"k": {"0.1": {"with": 97, "without": 78}}},
+    }
+    assert _acc_drop(v) == {0.1: pytest.approx(40.0), 1.0: pytest.approx(-5.0)}
+    assert _acc_drop(None) is None and _acc_drop({"passed": True}) is None
+
+
+def test_cli_evaluate_reports_a_missing_data_file_in_one_line(tmp_path, capsys):
+    import yaml
+
+    from bamkit.cli import main
+
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "x", "methods": ["vanilla_gradient"], "metrics": ["mcs"]}))
+    rc = main(["evaluate", str(p), "--data", str(tmp_path / "missing.h5"), "--models", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and err.startswith("bamkit evaluate: error:") and "missing.h5" in err and "\n" not in err
+
+
+def test_stale_shards_of_another_suite_are_not_merged(data, models, tmp_path):
+    from bamkit.errors import DataError
+
+    a = _suite(data, metrics=["mcs"], methods=["vanilla_gradient"])
+    b = _suite(data, metrics=["mcs"], methods=["gradient_x_input"])
+    evaluate(a, tmp_path, shard=(0, 2), loaded_models=models)
+    evaluate(b, tmp_path, shard=(1, 2), loaded_models=models)
+    assert not (tmp_path / "summary.csv").exists()
+    with pytest.raises(DataError, match="not every shard"):
+        merge_shards(b, tmp_path, 2)
