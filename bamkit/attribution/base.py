@@ -87,9 +87,24 @@ class Method(ABC):
             raise ConfigError(f"attribution {self.name!r} takes no parameter {next(iter(params))!r}")
 
     @abstractmethod
-    def attribute(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, *,
-                  generator: torch.Generator | None = None, opts: ExecOptions = ExecOptions()) -> torch.Tensor:
-        """Attributions for ``inputs`` (N,C,H,W) towards ``target`` (N,) at input resolution."""
+    def attribute(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        seeds: torch.Tensor | None = None,
+        opts: ExecOptions = ExecOptions(),
+    ) -> torch.Tensor:
+        """Attributions for ``inputs`` (N,C,H,W) towards ``target`` (N,) at input resolution.
+
+        Randomness contract (stochastic methods): ``seeds`` (LongTensor (N,)) gives image ``j`` its own
+        ``torch.Generator`` seeded with ``seeds[j]`` on the inputs' device, so a batch gives exactly the maps of
+        its images one by one with the same seeds; with only ``generator``, one seed per image is drawn from it in
+        order; with neither, the seeds are drawn from a generator seeded with 0 (always reproducible). Use
+        ``engine.image_generators`` / ``engine.resolve_seeds`` rather than re-implementing this.
+        """
 
     def params(self) -> dict[str, Any]:
         """The hyper-parameters this instance was built with (for cache keys and reports)."""
@@ -119,8 +134,11 @@ def register(name: str, paper: str = "") -> Callable[[type[Method]], type[Method
 def parameter_defaults(cls: type) -> dict[str, Any]:
     """Keyword parameters of ``cls.__init__`` with their defaults (``inspect.Parameter.empty`` if required)."""
     sig = inspect.signature(cls.__init__)
-    return {n: p.default for n, p in sig.parameters.items()
-            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {
+        n: p.default
+        for n, p in sig.parameters.items()
+        if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def validate_params(cls: type[Method], params: dict[str, Any]) -> None:
@@ -128,8 +146,9 @@ def validate_params(cls: type[Method], params: dict[str, Any]) -> None:
     known = parameter_defaults(cls)
     for k in params:
         if k not in known:
-            raise ConfigError(f"attribution {cls.name!r} has no parameter {k!r}; "
-                              f"known: {', '.join(known) or 'none'}")
+            raise ConfigError(
+                f"attribution {cls.name!r} has no parameter {k!r}; known: {', '.join(known) or 'none'}"
+            )
 
 
 @contextlib.contextmanager
@@ -162,11 +181,17 @@ def removable(handles: list) -> Iterator[list]:
 def check_inputs(inputs: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
     """Validate (N,C,H,W) float inputs and return ``target`` as a LongTensor (N,) on the inputs' device."""
     if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4 or not inputs.is_floating_point():
-        got = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        got = (
+            f"{inputs.dtype} {tuple(inputs.shape)}"
+            if isinstance(inputs, torch.Tensor)
+            else type(inputs).__name__
+        )
         raise ConfigError(f"attribute(): inputs must be a float tensor (N,C,H,W), got {got}")
     if isinstance(target, int):
         target = torch.full((inputs.shape[0],), target, dtype=torch.long)
     if not isinstance(target, torch.Tensor) or target.ndim != 1 or target.shape[0] != inputs.shape[0]:
-        raise ConfigError(f"attribute(): target must be a LongTensor of shape ({inputs.shape[0]},), got "
-                          f"{getattr(target, 'shape', target)}")
+        raise ConfigError(
+            f"attribute(): target must be a LongTensor of shape ({inputs.shape[0]},), got "
+            f"{getattr(target, 'shape', target)}"
+        )
     return target.to(device=inputs.device, dtype=torch.long)

@@ -1,1 +1,580 @@
-"""(being built)"""
+"""Input-gradient methods on the engine: vanilla gradient, SmoothGrad family, IG family, SmoothTaylor, feature
+suppression (SPEC §2.1–2.7, §2.10, §2.11; defaults from SPEC §2.18).
+
+Every method here is :class:`InputGradient` (∂ logit_target / ∂ input) evaluated on a sampler's inputs and
+reduced by a reducer; methods with equal sampler parameters share one pass in ``attribute_many``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from bamkit.attribution import reducers as R
+from bamkit.attribution import samplers as S
+from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, register
+from bamkit.attribution.engine import SampledMethod, forward_context, pad_batch, resolve_seeds
+from bamkit.errors import ConfigError
+from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+log = logging.getLogger(__name__)
+
+BAM = "Yang & Kim 2019, Benchmarking Attribution Methods with Relative Feature Importance (arXiv 1907.09701)"
+SIMONYAN = "Simonyan et al. 2014, Deep Inside Convolutional Networks (arXiv 1312.6034)"
+SMILKOV = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise (arXiv 1706.03825)"
+SHRIKUMAR = "Shrikumar et al. 2016, Not Just a Black Box (arXiv 1605.01713)"
+ADEBAYO = "Adebayo et al. 2018, Local explanation methods for deep neural networks lack sensitivity (VarGrad)"
+GAG = "Huang & Liu 2024, Guided AbsoluteGrad: magnitude of gradients matters (arXiv 2404.15564)"
+SUNDARARAJAN = "Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks (arXiv 1703.01365)"
+GOH = "Goh et al. 2020, Understanding Integrated Gradients with SmoothTaylor (ICPR; arXiv 2004.10484)"
+LUO = "Luo, McDermott & O'Riordan 2025, Sampling Matters in Explanations (arXiv 2506.19442)"
+
+
+class InputGradient(Kernel):
+    """``∂ f_target(x) / ∂ x`` for a batch (B,C,H,W) -> (B,C,H,W), float32 (SPEC §1.2: the raw logit).
+
+    One forward and one backward per batch; bf16 autocast keeps the input and its gradient in float32.
+    """
+
+    def key(self) -> Hashable:
+        return ("input_gradient",)
+
+    @contextlib.contextmanager
+    def bind(self, model: nn.Module, opts: ExecOptions) -> Iterator[KernelFn]:
+        with forward_context(model, opts, self.key()) as forward:
+
+            def fn(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                n = x.shape[0]
+                if opts.compile:
+                    x, target, n = pad_batch(x, target, opts.batch_size)
+                with torch.enable_grad():
+                    x = x.detach().requires_grad_(True)
+                    logits = forward(x)
+                    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+                        raise ConfigError(
+                            f"the model must return logits (B, classes); got {tuple(logits.shape)} "
+                            f"for inputs {tuple(x.shape)}"
+                        )
+                    (g,) = torch.autograd.grad(logits.float().gather(1, target[:, None]).sum(), x)
+                return g[:n]
+
+            yield fn
+
+
+def _gaussian(m: Any) -> S.Gaussian:
+    return S.Gaussian(
+        m.n_samples, m.sigma, m.noise_space, m.mean, m.std, getattr(m, "sigma_mode", "relative")
+    )
+
+
+def _set(m: Any, **params: Any) -> None:
+    for k, v in params.items():
+        setattr(m, k, tuple(v) if k in ("mean", "std") else v)
+    m.sampler()  # validates the parameters now, before any model runs
+
+
+@register("vanilla_gradient", paper=SIMONYAN)
+class VanillaGradient(SampledMethod):
+    """``a = ∂f_c/∂x`` at the clean input (BAM App. E "GB"/"VG"; SPEC §2.1)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return S.Identity()
+
+    def reducer(self):
+        return R.Mean()
+
+
+@register("gradient_x_input", paper=SHRIKUMAR)
+class GradientXInput(SampledMethod):
+    """``a = x ⊙ ∂f_c/∂x`` on the model input (SPEC §2.2; equals BAM's mean-subtracted GxI up to a factor)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return S.Identity()
+
+    def reducer(self):
+        return R.TimesInput(R.Mean())
+
+
+@register("smoothgrad", paper=SMILKOV)
+class SmoothGrad(SampledMethod):
+    """``a = (1/n) Σ_i g(x + ε_i)`` (or of ``g²`` with ``magnitude=True``), ε_i ~ N(0, σ²), σ a fraction of the
+    image's range (SPEC §2.3; defaults: GAG's n 20, 15 %, mean).
+
+    Args:
+        n_samples: noisy copies. sigma: noise scale (fraction of max − min). magnitude: square the gradients
+        (PAIR saliency ``magnitude=True``, BAM's "SmoothGrad"). noise_space: ``"input"`` or ``"pixel"``.
+        mean, std: the model's input normalisation (used by ``noise_space="pixel"``).
+    """
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 20,
+        sigma: float = 0.15,
+        magnitude: bool = False,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(
+            self,
+            n_samples=n_samples,
+            sigma=sigma,
+            magnitude=bool(magnitude),
+            noise_space=noise_space,
+            mean=mean,
+            std=std,
+        )
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.MeanSquare() if self.magnitude else R.Mean()
+
+
+@register("smoothgrad_sq", paper=BAM + "; " + SMILKOV)
+class SmoothGradSquared(SampledMethod):
+    """BAM's "SmoothGrad": ``(1/n) Σ_i g(x + ε_i)²``, n 25, σ 15 % (PAIR saliency 0.0.5 defaults; SPEC §2.3)."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 25,
+        sigma: float = 0.15,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.MeanSquare()
+
+
+@register("smoothgrad_x_input", paper=BAM + "; " + SMILKOV)
+class SmoothGradXInput(SampledMethod):
+    """``x ⊙ SmoothGrad(x)`` (BAM method index 11; n 25, σ 15 % so it shares BAM's SmoothGrad samples)."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 25,
+        sigma: float = 0.15,
+        magnitude: bool = False,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(
+            self,
+            n_samples=n_samples,
+            sigma=sigma,
+            magnitude=bool(magnitude),
+            noise_space=noise_space,
+            mean=mean,
+            std=std,
+        )
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.TimesInput(R.MeanSquare() if self.magnitude else R.Mean())
+
+
+@register("vargrad", paper=ADEBAYO + "; " + GAG)
+class VarGrad(SampledMethod):
+    """Unbiased variance of the noisy gradients (SPEC §2.4; GAG n 20, 15 %)."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 20,
+        sigma: float = 0.15,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        if int(n_samples) < 2:
+            raise ConfigError(f"vargrad needs n_samples >= 2 (unbiased variance), got {n_samples}")
+        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.Variance()
+
+
+@register("absolutegrad", paper=GAG)
+class AbsoluteGrad(SampledMethod):
+    """``(1/n) Σ_i |g(x + ε_i)|`` (GAG eq. 2, "GAG-0"; SPEC §2.5; n 20, 15 %)."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 20,
+        sigma: float = 0.15,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.MeanAbs()
+
+
+@register("guided_absolutegrad", paper=GAG)
+class GuidedAbsoluteGrad(SampledMethod):
+    """Guided AbsoluteGrad: mean |g| weighted by a variance guide (GAG §3.2, Alg. 1; SPEC §2.6; n 20, 15 %,
+    p = 0.85 = the 85th percentile, per image and channel).
+
+    Args:
+        p: variance percentile as a fraction. guide_normalize: the scale-free guide variant (SPEC §2.6).
+    """
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 20,
+        sigma: float = 0.15,
+        p: float = 0.85,
+        guide_normalize: bool = False,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        if int(n_samples) < 2:
+            raise ConfigError(
+                f"guided_absolutegrad needs n_samples >= 2 (its guide is a variance), got {n_samples}"
+            )
+        _set(
+            self,
+            n_samples=n_samples,
+            sigma=sigma,
+            p=float(p),
+            guide_normalize=bool(guide_normalize),
+            noise_space=noise_space,
+            mean=mean,
+            std=std,
+        )
+        self.reducer()
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.GuidedAbs(self.p, self.guide_normalize)
+
+
+@register("integrated_gradients", paper=SUNDARARAJAN + "; " + BAM)
+class IntegratedGradients(SampledMethod):
+    """``a = (x − x') ⊙ ∫_0^1 ∇f_c(x' + α(x − x')) dα`` by quadrature (SPEC §2.7).
+
+    Args:
+        n_steps: gradient evaluations on the path (BAM 25). baseline: ``"black"`` (BAM), ``"mean"``, a number or
+        a tensor. rule: ``trapezoid`` (default), ``left``, ``right``, ``middle``, ``gausslegendre`` or BAM's
+        ``bam_linspace``. mean, std: the model's input normalisation (to place black).
+    """
+
+    def __init__(
+        self,
+        n_steps: int = 25,
+        baseline: str | float | torch.Tensor = "black",
+        rule: str = "trapezoid",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(self, n_steps=int(n_steps), baseline=baseline, rule=rule, mean=mean, std=std)
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return S.StraightPath(self.n_steps, self.baseline, self.rule, self.mean, self.std)
+
+    def reducer(self):
+        return R.PathIntegral()
+
+
+@register("ig_smoothgrad", paper=BAM + "; " + SMILKOV)
+class IGSmoothGrad(SampledMethod):
+    """SmoothGrad of Integrated Gradients: mean over noisy copies of IG (squared with ``magnitude=True``, as
+    BAM's smoothing wrapper: 25 copies × 25 steps; SPEC §2.7). The noise is added to x, the baseline is fixed."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 25,
+        sigma: float = 0.15,
+        n_steps: int = 25,
+        baseline: str | float | torch.Tensor = "black",
+        rule: str = "trapezoid",
+        magnitude: bool = True,
+        noise_space: str = "input",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(
+            self,
+            n_samples=n_samples,
+            sigma=sigma,
+            n_steps=int(n_steps),
+            baseline=baseline,
+            rule=rule,
+            magnitude=bool(magnitude),
+            noise_space=noise_space,
+            mean=mean,
+            std=std,
+        )
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return S.NoisyPath(
+            self.n_samples,
+            self.sigma,
+            self.n_steps,
+            self.baseline,
+            self.rule,
+            self.noise_space,
+            self.mean,
+            self.std,
+        )
+
+    def reducer(self):
+        return R.NoisyPathIntegral(self.magnitude)
+
+
+@register("feature_suppression", paper=LUO)
+class FeatureSuppression(SampledMethod):
+    """Mean |gradient| over Bernoulli pixel-dropped copies ``b ⊙ x`` (Luo et al. 2025 §4.1; SPEC §2.11).
+
+    Args:
+        n_samples: dropped copies (paper 50). drop_p: drop probability (paper 0.7). per: ``"pixel"`` (shared by
+        the channels) or ``"element"``. fill: ``"black"``, ``"mean"`` or a number. times_input: multiply by x.
+    """
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 50,
+        drop_p: float = 0.7,
+        per: str = "pixel",
+        fill: str | float = "black",
+        times_input: bool = False,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        _set(
+            self,
+            n_samples=n_samples,
+            drop_p=drop_p,
+            per=per,
+            fill=fill,
+            times_input=bool(times_input),
+            mean=mean,
+            std=std,
+        )
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return S.BernoulliDrop(self.n_samples, self.drop_p, self.per, self.fill, self.mean, self.std)
+
+    def reducer(self):
+        return R.TimesInput(R.MeanAbs()) if self.times_input else R.MeanAbs()
+
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], float]
+
+
+def total_variation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, heatmap: torch.Tensor) -> float:
+    """Average total variation (L1) of the ``abs_p99``-normalised heat-map (SmoothTaylor's noise level at one
+    scale; SPEC §3.8). Lower = smoother. ``heatmap`` (1,H,W) signed."""
+    from bamkit.attribution.postprocess import to_saliency
+
+    m = to_saliency(heatmap[:, None], mode="abs_p99")[0]
+    return float(((m[1:] - m[:-1]).abs().sum() + (m[:, 1:] - m[:, :-1]).abs().sum()) / m.numel())
+
+
+def default_objective(
+    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> Objective:
+    """AUPC from ``bamkit.metrics`` when it is available (SmoothTaylor's default), else :func:`total_variation`."""
+    try:
+        from bamkit.metrics import aupc
+    except ImportError:
+        return total_variation
+
+    def objective(model: nn.Module, x: torch.Tensor, target: torch.Tensor, heatmap: torch.Tensor) -> float:
+        return float(aupc(model, x, heatmap, target, mean=mean, std=std).aupc.float().mean())
+
+    return objective
+
+
+@register("smooth_taylor", paper=GOH)
+class SmoothTaylor(SampledMethod):
+    """``R(x) = (1/N) Σ_i (x − z_i) ⊙ ∇f_c(z_i)``, roots ``z_i = x + σ ε_i`` (SPEC §2.10; N 150, σ 0.5 absolute
+    in normalised units). With ``adaptive=True``, σ is optimised per image to minimise ``objective``
+    (adaptive noising: start at mean |x|, step ``lr`` decayed by ``decay`` on failure, stop after ``patience``
+    failures or ``max_iter`` iterations; each step costs N gradients plus the objective).
+
+    Args:
+        objective: ``"auto"`` (AUPC from ``bamkit.metrics`` if present, else total variation),
+            ``"total_variation"``, or a callable ``(model, x (1,C,H,W), target (1,), heatmap (1,H,W)) -> float``
+            (lower is better).
+    """
+
+    stochastic = True
+
+    def __init__(
+        self,
+        n_samples: int = 150,
+        sigma: float = 0.5,
+        sigma_mode: str = "absolute",
+        noise_space: str = "input",
+        adaptive: bool = False,
+        objective: str | Objective = "auto",
+        lr: float = 0.1,
+        decay: float = 0.9,
+        patience: int = 3,
+        max_iter: int = 20,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        if not (callable(objective) or objective in ("auto", "total_variation")):
+            raise ConfigError(
+                f"objective {objective!r} is not 'auto', 'total_variation' or a callable "
+                "(model, x, target, heatmap) -> float"
+            )
+        _set(
+            self,
+            n_samples=n_samples,
+            sigma=sigma,
+            sigma_mode=sigma_mode,
+            noise_space=noise_space,
+            adaptive=bool(adaptive),
+            objective=objective,
+            lr=float(lr),
+            decay=float(decay),
+            patience=int(patience),
+            max_iter=int(max_iter),
+            mean=mean,
+            std=std,
+        )
+
+    def sampled(self) -> bool:
+        return not self.adaptive
+
+    def kernel(self):
+        return InputGradient()
+
+    def sampler(self):
+        return _gaussian(self)
+
+    def reducer(self):
+        return R.Taylor()
+
+    def _fixed(self, sigma: float) -> SmoothTaylor:
+        return SmoothTaylor(self.n_samples, sigma, "absolute", self.noise_space, mean=self.mean, std=self.std)
+
+    def attribute(self, model, inputs, target, *, generator=None, seeds=None, opts=ExecOptions()):
+        if not self.adaptive:
+            return super().attribute(model, inputs, target, generator=generator, seeds=seeds, opts=opts)
+        seeds = resolve_seeds(inputs.shape[0], generator, seeds)
+        if self.objective == "auto":
+            objective = default_objective(self.mean, self.std)
+        elif self.objective == "total_variation":
+            objective = total_variation
+        else:
+            objective = self.objective
+        out = [
+            self._adapt(model, inputs[j : j + 1], target[j : j + 1], seeds[j : j + 1], objective, opts)
+            for j in range(inputs.shape[0])
+        ]
+        return torch.cat(out) if out else inputs.new_zeros(inputs.shape)
+
+    def _adapt(self, model, x, t, seed, objective: Objective, opts: ExecOptions) -> torch.Tensor:
+        """Adaptive noising for one image (SPEC §2.10, after the reference ``adapt_noise``)."""
+
+        def run(sigma: float) -> tuple[float, torch.Tensor]:
+            a = self._fixed(sigma).attribute(model, x, t, seeds=seed, opts=opts)
+            return objective(model, x, t, a.sum(1)), a
+
+        sigma = float(x.abs().mean())
+        score, attr = run(sigma)
+        best = (score, attr)
+        lr, fails = self.lr, 0
+        for _ in range(self.max_iter):
+            cand = abs(sigma + lr)
+            c_score, c_attr = run(cand)
+            if c_score > score:
+                cand = abs(sigma - lr)
+                c_score, c_attr = run(cand)
+            if c_score > score or not math.isfinite(c_score):
+                fails += 1
+                lr *= self.decay
+            else:
+                fails = 0
+            sigma, score = cand, c_score
+            if c_score < best[0]:
+                best = (c_score, c_attr)
+            if fails >= self.patience:
+                break
+        log.debug("smooth_taylor adaptive noising: final sigma %.4f, best objective %.4g", sigma, best[0])
+        return best[1]

@@ -1,1 +1,343 @@
-"""(being built)"""
+"""TCAV, Testing with Concept Activation Vectors (Kim et al. 2018), as BAM uses it (App. F; SPEC §2.16).
+
+For each bottleneck layer (a module name; torchvision ResNet: ``layer1`` … ``layer4`` and ``fc``):
+
+1. Activations of the concept images and of each random set are taken with a forward hook (flattened).
+2. One CAV per (concept, random set ``i``): a linear classifier ``SGDClassifier(alpha, max_iter=1000, tol=1e-3)``
+   (hinge loss) on balanced classes (both sets cut to the smaller size), fit on a seeded stratified 67 % split;
+   the CAV is the normal pointing toward the concept (TCAV labels the concept 0, so the coefficient's sign flips).
+3. The directional derivative of each target image is ``∇_a CE(f(x), target) · v``; the image counts when it is
+   negative (moving along the concept lowers the target-class loss). TCAV score = fraction of target images counted.
+4. Null distribution: the same with a random *counterpart* set in place of the concept against each random set.
+   Two-sided Student t-test (``scipy.stats.ttest_ind``, equal variances) of the concept's scores against the null
+   scores; BAM keeps the layers with p ≤ 0.01 and averages their mean TCAV scores (NaN, flagged, when none survive).
+
+Everything runs layer by layer, so memory holds one layer's activations at a time; randomness comes only from
+``seed`` (split and classifier of repeat ``i`` use ``seed + i``). BAM's script used ``num_random=2`` (the
+``bam2019`` preset); bamkit defaults to 10 because two repeats give the t-test almost no power.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bamkit.attribution.base import ExecOptions, Method, model_guard, register
+from bamkit.attribution.cam import capture_output, find_module, single_output
+from bamkit.errors import ConfigError
+from bamkit.progress import bar
+
+RESNET_BOTTLENECKS = ("layer1", "layer2", "layer3", "layer4", "fc")
+
+
+@dataclass(frozen=True)
+class TCAVResult:
+    """Outcome of :func:`tcav` for one (model, target class, concept).
+
+    Attributes:
+        layers: the bottlenecks tested, in order.
+        scores: layer -> the concept's TCAV score for each random repeat (``num_random`` values in [0,1]).
+        random_scores: layer -> the null scores (random counterpart vs each random set).
+        p_values: layer -> two-sided t-test p-value of ``scores`` vs ``random_scores`` (1.0 when undefined).
+        cav_accuracy: layer -> held-out accuracy of each concept CAV.
+        kept_layers: layers with p ≤ ``p_threshold``.
+        concept_score: mean over kept layers of the mean TCAV score; NaN when no layer is kept.
+        no_significant_layer: True when no layer survived the test (the score is then NaN).
+        p_threshold: the significance level used.
+    """
+
+    layers: tuple[str, ...]
+    scores: dict[str, list[float]]
+    random_scores: dict[str, list[float]]
+    p_values: dict[str, float]
+    cav_accuracy: dict[str, list[float]]
+    kept_layers: tuple[str, ...]
+    concept_score: float
+    no_significant_layer: bool
+    p_threshold: float = 0.01
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN stays a float NaN)."""
+        return {
+            "layers": list(self.layers),
+            "scores": self.scores,
+            "random_scores": self.random_scores,
+            "p_values": self.p_values,
+            "cav_accuracy": self.cav_accuracy,
+            "kept_layers": list(self.kept_layers),
+            "concept_score": self.concept_score,
+            "no_significant_layer": self.no_significant_layer,
+            "p_threshold": self.p_threshold,
+            **self.meta,
+        }
+
+
+def layer_activations(model: nn.Module, images: torch.Tensor, layer: str, batch_size: int) -> np.ndarray:
+    """Flattened activations (M, D) float64 of ``images`` (M,C,H,W) at module ``layer``."""
+    module = find_module(model, layer)
+    out = []
+    with torch.no_grad(), capture_output(module, layer) as store:
+        for i in range(0, len(images), batch_size):
+            store.clear()
+            model(images[i : i + batch_size])
+            out.append(single_output(store, layer).flatten(1).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def loss_gradients(
+    model: nn.Module, images: torch.Tensor, target_class: int, layer: str, batch_size: int
+) -> np.ndarray:
+    """∂CE(f(x), target_class)/∂a at ``layer`` for each image, flattened (N, D) float64."""
+    module = find_module(model, layer)
+    out = []
+    with capture_output(module, layer) as store:
+        for i in range(0, len(images), batch_size):
+            store.clear()
+            x = images[i : i + batch_size]
+            target = torch.full((len(x),), target_class, dtype=torch.long, device=x.device)
+            with torch.enable_grad():
+                # the activation must be in a graph: let the input require grad (weights are frozen)
+                logits = model(x.detach().clone().requires_grad_(True))
+                act = single_output(store, layer)
+                # per-image losses are independent in eval mode, so the gradient of the sum gives each row's own
+                loss = F.cross_entropy(logits.float(), target, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, act)
+            out.append(grad.flatten(1).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def train_cav(concept: np.ndarray, negative: np.ndarray, alpha: float, seed: int) -> tuple[np.ndarray, float]:
+    """CAV (D,) pointing toward ``concept`` and its held-out accuracy (TCAV ``cav.py`` recipe)."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.model_selection import train_test_split
+
+    n = min(len(concept), len(negative))
+    feats = np.concatenate([concept[:n], negative[:n]])
+    labels = np.concatenate([np.zeros(n, dtype=int), np.ones(n, dtype=int)])  # concept = 0, as in TCAV
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        feats, labels, test_size=0.33, stratify=labels, random_state=seed
+    )
+    clf = SGDClassifier(alpha=alpha, max_iter=1000, tol=1e-3, random_state=seed)
+    clf.fit(x_tr, y_tr)
+    cav = -clf.coef_[0]  # the coefficient points to label 1 (random); flip toward the concept
+    norm = np.linalg.norm(cav)
+    return (cav / norm if norm > 0 else cav), float(clf.score(x_te, y_te))
+
+
+def tcav_score(grads: np.ndarray, cav: np.ndarray) -> float:
+    """Fraction of rows of ``grads`` (N, D) with a negative directional derivative along ``cav``."""
+    return float(np.mean(grads @ cav < 0))
+
+
+def t_test(scores: Sequence[float], null: Sequence[float]) -> float:
+    """Two-sided Student t-test p-value; 1.0 where undefined (both samples constant and equal)."""
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():
+        # a constant sample (e.g. every concept score 1.0) triggers scipy's precision warning; the pooled
+        # variance of the two samples keeps the statistic well defined
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(np.asarray(scores), np.asarray(null)).pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def _check_images(name: str, images: object, like: torch.Tensor | None = None) -> torch.Tensor:
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.ndim != 4
+        or not images.is_floating_point()
+        or not len(images)
+    ):
+        got = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise ConfigError(
+            f"tcav: {name} must be a non-empty float tensor (M,C,H,W) of preprocessed images, got {got}"
+        )
+    if like is not None and images.shape[1:] != like.shape[1:]:
+        raise ConfigError(
+            f"tcav: {name} has image shape {tuple(images.shape[1:])}, the target images "
+            f"{tuple(like.shape[1:])}; preprocess every set the same way"
+        )
+    return images
+
+
+def tcav(
+    model: nn.Module,
+    target_images: torch.Tensor,
+    target_class: int,
+    concept_images: torch.Tensor,
+    random_sets: Sequence[torch.Tensor],
+    layers: Sequence[str] = RESNET_BOTTLENECKS,
+    num_random: int = 10,
+    alpha: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 64,
+    *,
+    random_counterpart: torch.Tensor | None = None,
+    p_threshold: float = 0.01,
+) -> TCAVResult:
+    """TCAV score of a concept for one class with BAM's significance filter (SPEC §2.16).
+
+    Args:
+        model: classifier returning logits for preprocessed (N,C,H,W) inputs.
+        target_images: (N,C,H,W) images of the target class (BAM: ``dog_bedroom``).
+        target_class: index of the class whose loss is differentiated (BAM: dog for f_o, bedroom for f_s).
+        concept_images: (M,C,H,W) concept examples (BAM: dogs in any scene).
+        random_sets: random image sets (M_i,C,H,W); the first ``num_random`` are the negatives. Without
+            ``random_counterpart`` the set after them (index ``num_random``) is the counterpart.
+        layers: bottleneck module names.
+        num_random: random repeats per layer (BAM 2, bamkit default 10).
+        alpha: SGDClassifier regularisation (BAM 0.1).
+        seed: base seed of the splits and classifiers (repeat i uses ``seed + i``).
+        batch_size: images per forward pass.
+        random_counterpart: (M,C,H,W) random images standing in for the concept in the null runs.
+        p_threshold: keep layers with p ≤ this (BAM 0.01).
+
+    Returns:
+        A :class:`TCAVResult`.
+    """
+    target_images = _check_images("target_images", target_images)
+    concept_images = _check_images("concept_images", concept_images, target_images)
+    if not isinstance(num_random, int) or num_random < 2:
+        raise ConfigError(
+            f"tcav: num_random must be an integer >= 2 (the t-test needs two repeats), got {num_random!r}"
+        )
+    need = num_random if random_counterpart is not None else num_random + 1
+    if len(random_sets) < need:
+        raise ConfigError(
+            f"tcav: got {len(random_sets)} random sets, need {need} ({num_random} negatives"
+            f"{'' if random_counterpart is not None else ' + 1 counterpart'}); pass more random sets, "
+            f"lower num_random or give random_counterpart="
+        )
+    negatives = [
+        _check_images(f"random_sets[{i}]", r, target_images) for i, r in enumerate(random_sets[:num_random])
+    ]
+    counterpart = _check_images(
+        "random_counterpart",
+        random_counterpart if random_counterpart is not None else random_sets[num_random],
+        target_images,
+    )
+    if not isinstance(target_class, int) or target_class < 0:
+        raise ConfigError(f"tcav: target_class must be a class index >= 0, got {target_class!r}")
+    if not layers or isinstance(layers, str):
+        raise ConfigError(f"tcav: layers must be a non-empty list of module names, got {layers!r}")
+    for layer in layers:
+        find_module(model, layer)
+
+    scores, null, pvals, accs = {}, {}, {}, {}
+    with model_guard(model):
+        for layer in bar(layers, desc="tcav", unit="layer"):
+            grads = loss_gradients(model, target_images, target_class, layer, batch_size)
+            concept = layer_activations(model, concept_images, layer, batch_size)
+            other = layer_activations(model, counterpart, layer, batch_size)
+            scores[layer], null[layer], accs[layer] = [], [], []
+            for i, neg_images in enumerate(negatives):
+                neg = layer_activations(model, neg_images, layer, batch_size)
+                cav, acc = train_cav(concept, neg, alpha, seed + i)
+                null_cav, _ = train_cav(other, neg, alpha, seed + i)
+                scores[layer].append(tcav_score(grads, cav))
+                null[layer].append(tcav_score(grads, null_cav))
+                accs[layer].append(acc)
+            pvals[layer] = t_test(scores[layer], null[layer])
+    kept = tuple(layer for layer in layers if pvals[layer] <= p_threshold)
+    concept_score = float(np.mean([np.mean(scores[k]) for k in kept])) if kept else float("nan")
+    return TCAVResult(
+        layers=tuple(layers),
+        scores=scores,
+        random_scores=null,
+        p_values=pvals,
+        cav_accuracy=accs,
+        kept_layers=kept,
+        concept_score=concept_score,
+        no_significant_layer=not kept,
+        p_threshold=p_threshold,
+        meta={"target_class": target_class, "num_random": num_random, "alpha": alpha, "seed": seed},
+    )
+
+
+@register("tcav", paper="Kim et al. 2018, TCAV (BAM App. F: significance-filtered concept score)")
+class TCAV(Method):
+    """The concept method TCAV: not a saliency map; use :meth:`score` (the ``tcav`` function) with image sets.
+
+    Args:
+        layers: bottleneck module names (default: torchvision ResNet ``layer1..layer4`` and ``fc``).
+        num_random: random repeats per layer (BAM preset 2).
+        alpha: CAV classifier regularisation.
+        seed: base seed.
+        p_threshold: significance level of the layer filter.
+    """
+
+    output = "concept"
+
+    def __init__(
+        self,
+        layers: Sequence[str] = RESNET_BOTTLENECKS,
+        num_random: int = 10,
+        alpha: float = 0.1,
+        seed: int = 0,
+        p_threshold: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if isinstance(layers, str) or not layers:
+            raise ConfigError(f"tcav: layers must be a non-empty list of module names, got {layers!r}")
+        if not isinstance(num_random, int) or num_random < 2:
+            raise ConfigError(f"tcav: num_random must be an integer >= 2, got {num_random!r}")
+        if not alpha > 0 or not 0 < p_threshold <= 1:
+            raise ConfigError(f"tcav: need alpha > 0 and 0 < p_threshold <= 1, got {alpha}, {p_threshold}")
+        self.layers, self.num_random, self.alpha = tuple(layers), num_random, float(alpha)
+        self.seed, self.p_threshold = int(seed), float(p_threshold)
+
+    def score(
+        self,
+        model: nn.Module,
+        target_images: torch.Tensor,
+        target_class: int,
+        concept_images: torch.Tensor,
+        random_sets: Sequence[torch.Tensor],
+        *,
+        random_counterpart: torch.Tensor | None = None,
+        opts: ExecOptions = ExecOptions(),
+    ) -> TCAVResult:
+        """Run :func:`tcav` with this instance's hyper-parameters."""
+        return tcav(
+            model,
+            target_images,
+            target_class,
+            concept_images,
+            random_sets,
+            layers=self.layers,
+            num_random=self.num_random,
+            alpha=self.alpha,
+            seed=self.seed,
+            batch_size=opts.batch_size,
+            random_counterpart=random_counterpart,
+            p_threshold=self.p_threshold,
+        )
+
+    def attribute(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        seeds: torch.Tensor | None = None,
+        opts: ExecOptions = ExecOptions(),
+    ) -> torch.Tensor:
+        raise ConfigError(
+            "tcav is a concept method and makes no per-pixel map; call "
+            "bamkit.attribution.tcav.tcav(model, target_images, target_class, concept_images, "
+            "random_sets) or TCAV(...).score(...)"
+        )
