@@ -1,18 +1,39 @@
-"""Train one BAM model, or every model a sweep config names."""
+"""Train one BAM model, or every model a sweep config names (``train/all.yaml``), into ``DIR/<name>.ckpt``.
+
+Every config key can be overridden with ``--set KEY=VALUE`` (dotted, value read as YAML), e.g.
+``--set trainer.max_epochs=3 --set trainer.devices=4 --set trainer.strategy=ddp``. Models whose checkpoint is
+current (same config and training data) are skipped; an interrupted run resumes from ``DIR/<name>/last.ckpt``.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from bamkit.errors import NotBuiltError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config")
-    p.add_argument("--data")
-    p.add_argument("--out")
-    p.add_argument("--smoke", action="store_true")
+    p.add_argument(
+        "config", help="training config or sweep YAML (train/f_o.yaml, train/all.yaml, train/demo.yaml)"
+    )
+    p.add_argument("--data", help="the HDF5 dataset (overrides data.path)")
+    p.add_argument("--out", help="models folder (overrides out; default 'models')")
+    p.add_argument("--smoke", action="store_true", help="a few batches per model, to check the wiring")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set trainer.max_epochs=3 (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'bamkit train' is not built yet")
+    from bamkit.paths import shipped
+    from bamkit.train.runner import train_config
+
+    paths = train_config(
+        shipped(args.config), data=args.data, out=args.out, smoke=args.smoke, overrides=tuple(args.overrides)
+    )
+    for p in paths:
+        print(p)
+    return 0

@@ -1,0 +1,263 @@
+"""``bamkit train``: train one BAM model, or every model of a sweep, into ``<out>/<name>.ckpt``.
+
+Re-runs are cheap: a model whose exported checkpoint has the same config hash and training-data hash is skipped.
+An interrupted run resumes from Lightning's ``<out>/<name>/last.ckpt`` (kept with ``best.ckpt`` for resuming),
+unless the config or data changed, in which case that stale state is discarded and training starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from bamkit import atomic, progress
+from bamkit.errors import ConfigError
+from bamkit.train.checkpoint import config_hash, export, is_current, set_hash
+from bamkit.train.config import TrainConfig, load_configs
+
+log = logging.getLogger(__name__)
+_PL_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning")
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's banner lines (GPU available, seed set …) only with ``-vv``; its hints about few workers on
+    tiny data are not actionable here."""
+    level = (
+        logging.INFO if logging.getLogger("bamkit").getEffectiveLevel() <= logging.DEBUG else logging.WARNING
+    )
+    saved = {n: logging.getLogger(n).level for n in _PL_LOGGERS}
+    for n in _PL_LOGGERS:
+        logging.getLogger(n).setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            warnings.filterwarnings(
+                "ignore", message=r".*number of training batches.*smaller than the logging.*"
+            )
+            warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            warnings.filterwarnings(
+                "ignore", message=r".*Experiment logs directory .* exists and is not empty.*"
+            )
+            yield
+    finally:
+        for n, lv in saved.items():
+            logging.getLogger(n).setLevel(lv)
+
+
+def _precision(cfg: TrainConfig) -> str:
+    t = cfg.trainer
+    if t.precision != "auto":
+        return t.precision
+    on_gpu = t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    # bf16 autocast on GPUs that support it (SPEC §4.7 trains in fp32 on TF; bf16 keeps fp32's range).
+    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _state_dir(out: Path, cfg: TrainConfig, data_hash: str) -> Path:
+    """``<out>/<name>/`` for Lightning's checkpoints; wiped of stale state when config or data changed."""
+    work = out / cfg.name
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = {"config_hash": config_hash(cfg), "data_hash": data_hash}
+    f = work / "run.json"
+    old = json.loads(f.read_text()) if f.is_file() else None
+    if old != stamp:
+        for name in ("last.ckpt", "best.ckpt"):
+            with contextlib.suppress(FileNotFoundError):
+                (work / name).unlink()
+        atomic.write_text(f, json.dumps(stamp, indent=2))
+    return work
+
+
+def _load_weights(module, ckpt: Path) -> None:
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+
+
+def _epochs_done(state: dict) -> int:
+    """Epochs trained so far according to a Lightning checkpoint (its ``epoch`` is saved before completion)."""
+    try:
+        return int(state["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"])
+    except (KeyError, TypeError):
+        return int(state["epoch"]) + 1
+
+
+def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Sequence = ()) -> Path:
+    """Train (or resume) one model and export ``<out>/<cfg.name>.ckpt``; no skip check (see :func:`train_config`).
+
+    Args:
+        cfg: the model's config (``cfg.smoke`` shrinks it).
+        data: the HDF5 dataset file.
+        out: the models folder.
+        callbacks: extra Lightning callbacks (tests use one to interrupt a run).
+
+    Returns:
+        the exported checkpoint path.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from bamkit.train.datamodule import BamDataModule
+    from bamkit.train.module import BamClassifier
+
+    run = cfg.resolved()
+    out = Path(out)
+    data_hash = set_hash(data, run.data.train_set, run.data.label_field)
+    work = _state_dir(out, cfg, data_hash)
+    d, m, o, t = run.data, run.model, run.optim, run.trainer
+    with _quiet_lightning():
+        pl.seed_everything(run.seed, workers=True, verbose=False)
+        dm = BamDataModule(
+            data,
+            d.train_set,
+            d.label_field,
+            m.input_size,
+            d.batch_size,
+            d.num_workers,
+            d.hflip,
+            run.seed,
+            d.shuffle_blocks,
+            d.cache_mb,
+        )
+        module = BamClassifier(
+            m.arch,
+            dm.num_classes,
+            m.weights,
+            m.width,
+            o.name,
+            o.lr,
+            o.backbone_lr,
+            o.momentum,
+            o.weight_decay,
+            o.schedule,
+            o.warmup_steps,
+        )
+        has_val = len(dm.val_rows) > 0 and t.limit_val_batches != 0
+        # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint is saved, so the best
+        # (by val_acc) and the resumable latest state are kept by separate ModelCheckpoints.
+        ckpt_cb = ModelCheckpoint(
+            dirpath=work,
+            filename="best",
+            save_top_k=1 if has_val else 0,
+            monitor="val_acc" if has_val else None,
+            mode="max",
+            enable_version_counter=False,
+        )
+        last_cb = ModelCheckpoint(
+            dirpath=work, filename="last", save_top_k=1, monitor=None, enable_version_counter=False
+        )
+        trainer = pl.Trainer(
+            max_epochs=t.max_epochs,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=t.strategy,
+            precision=_precision(run),
+            limit_train_batches=t.limit_train_batches,
+            limit_val_batches=t.limit_val_batches if has_val else 0,
+            log_every_n_steps=t.log_every_n_steps,
+            gradient_clip_val=t.gradient_clip_val,
+            deterministic=t.deterministic,
+            default_root_dir=work,
+            logger=CSVLogger(work, name="logs", version=0),
+            callbacks=[ckpt_cb, last_cb, *callbacks],
+            enable_progress_bar=progress.enabled(),
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            num_sanity_val_steps=0,
+        )
+        last = work / "last.ckpt"
+        resume = last if last.is_file() else None
+        if resume:
+            log.info("%s: resuming from %s", run.name, resume)
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    if not trainer.is_global_zero:
+        return out / f"{run.name}.ckpt"
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
+    if best is not None and best.is_file():
+        _load_weights(module, best)  # BAM keeps the best validation model; last.ckpt stays for resuming
+    state = torch.load(last, map_location="cpu", weights_only=True) if last.is_file() else None
+    score = ckpt_cb.best_model_score
+    if score is None and state:  # ddp_spawn hands the main process the best path but not the score
+        scores = [
+            v.get("best_model_score") for v in state.get("callbacks", {}).values() if isinstance(v, dict)
+        ]
+        score = next((s for s in scores if s is not None), None)
+    extra = {
+        "val_acc": float(score) if score is not None else None,
+        # From last.ckpt, not the trainer: under ddp_spawn the main process's trainer never stepped.
+        "epochs": _epochs_done(state) if state else int(trainer.current_epoch),
+        "global_step": int(state["global_step"]) if state else int(trainer.global_step),
+        "train_seconds": round(time.perf_counter() - t0, 2),
+    }
+    path = export(module.net, cfg, dm.class_names, out, data_hash, extra)
+    log.info(
+        "%s: val_acc %s after %d epochs (%.1f s) -> %s",
+        run.name,
+        "n/a" if score is None else f"{float(score):.3f}",
+        extra["epochs"],
+        extra["train_seconds"],
+        path,
+    )
+    return path
+
+
+def train_config(
+    config_path: str | Path,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    smoke: bool = False,
+    overrides: Sequence[str] = (),
+) -> list[Path]:
+    """Train every model a config file names (one model or a sweep), skipping current ones.
+
+    Args:
+        config_path: a training YAML (``train/f_o.yaml``) or a sweep (``train/all.yaml``, ``train/demo.yaml``).
+        data: the HDF5 dataset; overrides ``data.path`` of the configs.
+        out: the models folder; overrides ``out`` of the configs.
+        smoke: shrink every run to a few batches (``smoke: true``).
+        overrides: ``KEY=VALUE`` dotted overrides applied to every model (``trainer.max_epochs=3``).
+
+    Returns:
+        the checkpoint paths, in config order (skipped ones included).
+    """
+    configs = load_configs(config_path, overrides)
+    todo = []
+    for cfg, src in configs:
+        if smoke:
+            cfg = replace(cfg, smoke=True)
+        dpath = data if data is not None else cfg.data.path
+        if dpath is None:
+            raise ConfigError(f"{str(src)!r}: no dataset file; pass --data FILE.h5 or set data.path")
+        if data is None and not Path(dpath).is_absolute():
+            dpath = (src.parent / dpath) if (src.parent / dpath).exists() else Path(dpath)
+        todo.append((cfg, Path(dpath), Path(out if out is not None else cfg.out)))
+    paths = []
+    for i, (cfg, dpath, odir) in enumerate(progress.bar(todo, desc="models", unit="model")):
+        run = cfg.resolved()
+        ckpt = odir / f"{run.name}.ckpt"
+        if is_current(ckpt, cfg, set_hash(dpath, run.data.train_set, run.data.label_field)):
+            log.info("%s: %s is current; skipped", run.name, ckpt)
+            paths.append(ckpt)
+            continue
+        log.info(
+            "[%d/%d] training %s on %s (%s)",
+            i + 1,
+            len(todo),
+            run.name,
+            run.data.train_set,
+            run.data.label_field,
+        )
+        paths.append(train_one(cfg, dpath, odir))
+    return paths

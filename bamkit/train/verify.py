@@ -1,0 +1,469 @@
+"""``bamkit verify``: BAM's Figure 2 on the user's models and data (Yang & Kim 2019, §3.3; SPEC §5.1).
+
+Top of Figure 2 — relative feature importance of f_o (object labels) and f_s (scene labels), on the validation
+rows of each set:
+
+* accuracy on ``obj_scene`` (full input);
+* accuracy when the *common feature* (CF) is removed: f_o on ``obj_gray`` (scene removed), f_s on
+  ``scene_only`` (object removed);
+* the share of inputs classified correctly both times whose softmax probability of the true class *rises* when
+  the CF is removed;
+* accuracy when only the CF is kept: f_o on ``scene_only``, f_s on ``obj_gray`` — expected near chance.
+
+Bottom — for each commonality model f_k: bamboo-forest accuracy with the dog (``obj_scene`` rows dog × bamboo
+forest) and without it (the same composites in ``scene_only``, matched by ``pair_index``), and the drop; the drop
+should shrink as k grows (Spearman ρ(k, drop) < 0).
+
+Rows without a label of their own (``scene_only`` has no object, ``obj_gray`` no scene) take the label of the
+composite they pair with in ``obj_scene``. :func:`verify_models` returns the result; the CLI turns failed
+orderings into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bamkit import atomic, progress
+from bamkit.classes import ALWAYS_SCENE, COMMON_FEATURE
+from bamkit.data.h5 import SPLIT_VAL, BamFile
+from bamkit.errors import ConfigError, DataError
+from bamkit.models import ClassifierMeta, load_classifier
+
+# SPEC §5.1 (BAM Fig. 2, ResNet-50 on the paper's data; the two confidence numbers' attribution is [U]).
+PUBLISHED_TOP = {
+    "f_o": {"acc_full": 0.911, "acc_cf_removed": 0.931, "conf_rise": 0.867, "acc_only_cf": 0.097},
+    "f_s": {"acc_full": 0.940, "acc_cf_removed": 0.955, "conf_rise": 0.795, "acc_only_cf": 0.098},
+}
+PUBLISHED_K = {  # k -> (with dog, without dog) bamboo-forest accuracy
+    0.1: (0.97, 0.78),
+    0.2: (0.98, 0.77),
+    0.3: (0.96, 0.81),
+    0.4: (0.95, 0.75),
+    0.5: (0.96, 0.78),
+    0.6: (0.95, 0.81),
+    0.7: (0.92, 0.93),
+    0.8: (0.93, 0.93),
+    0.9: (0.92, 0.93),
+    1.0: (0.95, 0.93),
+}
+# f_o keeps the object: its CF is the scene; f_s keeps the scene: its CF is the object.
+ROLE_SETS = {"f_o": ("obj_gray", "scene_only"), "f_s": ("scene_only", "obj_gray")}
+_K_NAME = re.compile(r"^f_k(\d+(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the expected orderings require (stated in the table).
+
+    Attributes:
+        min_full_acc: f_o and f_s accuracy on ``obj_scene`` must reach this.
+        max_chance_ratio: accuracy with only the CF kept must stay below this multiple of chance (1/classes).
+        max_k_rho: Spearman ρ between k and the bamboo-forest accuracy drop must be below this.
+        min_k_models: fewer k-models than this skips the ρ check.
+    """
+
+    min_full_acc: float = 0.5
+    max_chance_ratio: float = 2.0
+    max_k_rho: float = 0.0
+    min_k_models: int = 3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expected ordering and whether it held."""
+
+    name: str
+    passed: bool
+    measured: float | None
+    expected: str
+
+    def __str__(self) -> str:
+        m = "n/a" if self.measured is None or not math.isfinite(self.measured) else f"{self.measured:.3f}"
+        return f"{self.name}: {m} (expected {self.expected})"
+
+
+@dataclass
+class VerifyResult:
+    """Measured Figure 2 numbers, the published ones, and the checks."""
+
+    data: str
+    models_dir: str
+    thresholds: Thresholds
+    top: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    k_series: list[dict[str, Any]] = field(default_factory=list)
+    k_rho: float | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "models_dir": self.models_dir,
+            "passed": self.passed,
+            "thresholds": asdict(self.thresholds),
+            "top": self.top,
+            "other_models": self.extra,
+            "k_series": self.k_series,
+            "k_spearman_rho": self.k_rho,
+            "checks": [asdict(c) for c in self.checks],
+            "published": {
+                "top": PUBLISHED_TOP,
+                "k": {str(k): {"with": w, "without": wo} for k, (w, wo) in PUBLISHED_K.items()},
+            },
+        }
+
+    def table(self) -> str:
+        """A readable plain-text table: measured beside published, then the checks."""
+        pct = lambda v: "   -" if v is None or not math.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
+        lines = ["BAM Figure 2 (top): relative feature importance       measured  (published)"]
+        labels = [
+            ("acc_full", "accuracy on obj_scene"),
+            ("acc_cf_removed", "accuracy, common feature removed"),
+            ("conf_rise", "% correct with higher confidence w/o CF"),
+            ("acc_only_cf", "accuracy, only CF kept"),
+        ]
+        for role in ("f_o", "f_s"):
+            if role not in self.top:
+                continue
+            r = self.top[role]
+            lines.append(
+                f"  {role} (CF removed: {r['cf_removed_set']}, only CF: {r['only_cf_set']}; n={r['n']})"
+            )
+            for key, text in labels:
+                n = f"  n={r['n_conf_rise']}" if key == "conf_rise" else ""
+                lines.append(f"    {text:<44} {pct(r[key])}%  ({pct(PUBLISHED_TOP[role][key])}%){n}")
+        for name, r in self.extra.items():
+            accs = ", ".join(f"{s} {pct(v)}%" for s, v in r.items() if s != "n")
+            lines.append(f"  {name}: {accs}")
+        if self.k_series:
+            lines.append(
+                "BAM Figure 2 (bottom): bamboo-forest accuracy of f_k   with dog / without / drop  "
+                "(published)"
+            )
+            for r in self.k_series:
+                pub = PUBLISHED_K.get(round(r["k"], 1))
+                ptxt = f"({pct(pub[0])} / {pct(pub[1])} / {pct(pub[0] - pub[1])})" if pub else ""
+                lines.append(
+                    f"  k={r['k']:.1f} (n={r['n']:3d})  {pct(r['acc_with'])} / {pct(r['acc_without'])} / "
+                    f"{pct(r['drop'])}  {ptxt}"
+                )
+            rho = "n/a" if self.k_rho is None or not math.isfinite(self.k_rho) else f"{self.k_rho:+.3f}"
+            pub_rho = spearman(sorted(PUBLISHED_K), [w - wo for _, (w, wo) in sorted(PUBLISHED_K.items())])
+            lines.append(f"  Spearman rho(k, drop) = {rho}  (published: {pub_rho:+.3f})")
+        lines.append(f"Checks ({'all passed' if self.passed else f'{len(self.failures)} failed'}):")
+        lines += [f"  [{'ok' if c.passed else 'FAIL'}] {c}" for c in self.checks] or [
+            "  (no models to check)"
+        ]
+        return "\n".join(lines)
+
+    def save(self, out_json: str | Path) -> list[Path]:
+        """Write ``X.json``, ``X.txt`` (the table) and, with k-models, ``X_k.png``; returns the paths."""
+        j = Path(out_json)
+        atomic.write_text(j, json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+        txt = j.with_suffix(".txt")
+        atomic.write_text(txt, self.table() + "\n")
+        paths = [j, txt]
+        if self.k_series:
+            paths.append(plot_k_series(self.k_series, j.with_name(j.stem + "_k.png")))
+        return paths
+
+
+def plot_k_series(series: list[dict[str, Any]], path: str | Path) -> Path:
+    """Accuracy with/without the dog and the drop against k, measured (solid) and published (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = [r["k"] for r in series]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key, colour, label in (
+        ("acc_with", "C0", "with dog"),
+        ("acc_without", "C1", "without dog"),
+        ("drop", "C3", "drop"),
+    ):
+        ax.plot(ks, [100 * r[key] for r in series], "o-", color=colour, label=f"{label} (measured)")
+    pk = sorted(PUBLISHED_K)
+    ax.plot(pk, [100 * PUBLISHED_K[k][0] for k in pk], "--", color="C0", alpha=0.5, label="published")
+    ax.plot(pk, [100 * PUBLISHED_K[k][1] for k in pk], "--", color="C1", alpha=0.5)
+    ax.plot(pk, [100 * (PUBLISHED_K[k][0] - PUBLISHED_K[k][1]) for k in pk], "--", color="C3", alpha=0.5)
+    ax.set_xlabel("k (share of scene classes with the dog)")
+    ax.set_ylabel("bamboo-forest accuracy (%)")
+    ax.set_title("BAM Fig. 2 (bottom): dependence on the common feature")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    p = Path(path)
+    with atomic.atomic_path(p) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Measurements
+
+
+def true_class_prob(
+    model: torch.nn.Module,
+    meta: ClassifierMeta,
+    bf: BamFile,
+    set_name: str,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 256,
+    desc: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions of ``model`` on rows of a set.
+
+    Args:
+        rows: (n,) row indices; labels: (n,) true class per row.
+
+    Returns:
+        ``(correct, p_true)``: bool (n,) top-1 correctness and float64 (n,) softmax probability of the label.
+    """
+    view = bf[set_name]
+    dev = next(model.parameters()).device
+    correct, prob = np.zeros(len(rows), bool), np.zeros(len(rows))
+    order = np.argsort(rows, kind="stable")
+    with torch.inference_mode():
+        for lo in progress.bar(range(0, len(rows), batch_size), desc=desc, unit="batch"):
+            sel = order[lo : lo + batch_size]
+            x = meta.preprocess(torch.from_numpy(view.read("images", rows[sel])).to(dev))
+            p = torch.softmax(model(x).float(), dim=1).cpu().numpy()
+            y = labels[sel]
+            correct[sel] = p.argmax(1) == y
+            prob[sel] = p[np.arange(len(sel)), y]
+    return correct, prob
+
+
+class _Pairs:
+    """Validation rows of each set and their labels, resolved through ``pair_index`` to ``obj_scene``."""
+
+    def __init__(self, bf: BamFile) -> None:
+        self.bf = bf
+        self.ref = None
+        if bf.has("obj_scene"):
+            v = bf["obj_scene"]
+            self.ref = {f: v.read(f) for f in ("pair_index", "object_label", "scene_label")}
+            self.pos = {int(p): i for i, p in enumerate(self.ref["pair_index"])}
+
+    def val(self, set_name: str, label_field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, labels, pair_index) of the set's validation rows that have a label (own or paired)."""
+        v = self.bf[set_name]
+        rows = np.flatnonzero(v.read("split") == SPLIT_VAL)
+        pair = v.read("pair_index")[rows]
+        lab = v.read(label_field)[rows].astype(np.int64)
+        if self.ref is not None and (lab < 0).any():
+            ref = np.array(
+                [self.ref[label_field][self.pos[int(p)]] if int(p) in self.pos else -1 for p in pair]
+            )
+            lab = np.where(lab < 0, ref, lab)
+        keep = lab >= 0
+        return rows[keep], lab[keep], pair[keep]
+
+
+def confidence_rise(
+    full: tuple[np.ndarray, np.ndarray, np.ndarray], removed: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[float, int]:
+    """Share of pairs correct on both inputs whose true-class probability rises when the CF is removed.
+
+    Args:
+        full, removed: ``(pair_index, correct, p_true)`` arrays for the full inputs and the CF-removed ones.
+
+    Returns:
+        ``(share, n_pairs_correct_on_both)``; share is NaN when no pair qualifies.
+    """
+    pos = {int(p): i for i, p in enumerate(removed[0])}
+    both = [(i, pos[int(p)]) for i, p in enumerate(full[0]) if int(p) in pos]
+    ok = [(i, j) for i, j in both if full[1][i] and removed[1][j]]
+    if not ok:
+        return float("nan"), 0
+    return float(np.mean([removed[2][j] > full[2][i] for i, j in ok])), len(ok)
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman ρ (NaN when either series is constant)."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def _discover(models_dir: Path) -> dict[str, Path]:
+    if not models_dir.is_dir():
+        raise DataError(f"models folder {str(models_dir)!r} does not exist; train models with 'bamkit train'")
+    found = {p.stem: p for p in sorted(models_dir.glob("*.ckpt"))}
+    wanted = {n: p for n, p in found.items() if n in ("f_o", "f_s", "f_empty") or _K_NAME.match(n)}
+    if not wanted:
+        raise DataError(
+            f"no BAM models (f_o.ckpt, f_s.ckpt, f_empty.ckpt, f_k*.ckpt) in {str(models_dir)!r}; "
+            "train them with 'bamkit train train/all.yaml'"
+        )
+    return wanted
+
+
+def verify_models(
+    data: str | Path,
+    models_dir: str | Path,
+    batch_size: int = 256,
+    out: str | Path | None = None,
+    thresholds: Thresholds | None = None,
+    device: str | torch.device | None = None,
+) -> VerifyResult:
+    """Measure BAM Figure 2 on the models found in ``models_dir`` (whichever of f_o, f_s, f_empty, f_k* exist).
+
+    Args:
+        data: the HDF5 dataset (validation rows are used).
+        models_dir: folder of ``<name>.ckpt`` files.
+        batch_size: images per forward pass.
+        out: also write ``out`` (JSON), the table beside it and the k plot.
+        thresholds: the orderings' thresholds.
+        device: where to run the models (default: where :func:`load_classifier` puts them, the CPU).
+
+    Returns:
+        the :class:`VerifyResult` (its ``passed``/``failures`` say whether the orderings held).
+    """
+    th = thresholds or Thresholds()
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    ckpts = _discover(Path(models_dir))
+    res = VerifyResult(str(data), str(models_dir), th)
+    with BamFile(data) as bf:
+        pairs = _Pairs(bf)
+
+        def load(name: str):
+            model, meta = load_classifier(ckpts[name])
+            return (model.to(device) if device is not None else model), meta
+
+        for role, (removed_set, only_set) in ROLE_SETS.items():
+            if role not in ckpts:
+                continue
+            model, meta = load(role)
+            chance = 1.0 / meta.num_classes
+            runs = {}
+            for s in ("obj_scene", removed_set, only_set):
+                rows, lab, pair = pairs.val(s, meta.label_field)
+                c, p = true_class_prob(model, meta, bf, s, rows, lab, batch_size, desc=f"{role} {s}")
+                runs[s] = (pair, c, p)
+            rise, n_rise = confidence_rise(runs["obj_scene"], runs[removed_set])
+            r = {
+                "cf_removed_set": removed_set,
+                "only_cf_set": only_set,
+                "n": len(runs["obj_scene"][0]),
+                "acc_full": float(runs["obj_scene"][1].mean()),
+                "acc_cf_removed": float(runs[removed_set][1].mean()),
+                "conf_rise": rise,
+                "n_conf_rise": n_rise,
+                "acc_only_cf": float(runs[only_set][1].mean()),
+                "chance": chance,
+            }
+            res.top[role] = r
+            res.checks.append(
+                Check(
+                    f"{role} accuracy on obj_scene",
+                    r["acc_full"] >= th.min_full_acc,
+                    r["acc_full"],
+                    f">= {th.min_full_acc:.3f}",
+                )
+            )
+            limit = th.max_chance_ratio * chance
+            res.checks.append(
+                Check(
+                    f"{role} accuracy on {only_set} (only the CF kept) near chance",
+                    r["acc_only_cf"] < limit,
+                    r["acc_only_cf"],
+                    f"< {limit:.3f} = {th.max_chance_ratio:g} x chance",
+                )
+            )
+        if "f_empty" in ckpts:
+            model, meta = load("f_empty")
+            res.extra["f_empty"] = {}
+            for s in ("scene_only", "obj_scene"):
+                if bf.has(s):
+                    rows, lab, _ = pairs.val(s, meta.label_field)
+                    res.extra["f_empty"][f"acc_{s}"] = float(
+                        true_class_prob(model, meta, bf, s, rows, lab, batch_size, desc=f"f_empty {s}")[
+                            0
+                        ].mean()
+                    )
+        _k_series(res, ckpts, bf, pairs, load, batch_size)
+    if out is not None:
+        res.save(out)
+    return res
+
+
+def _k_series(
+    res: VerifyResult, ckpts: dict[str, Path], bf: BamFile, pairs: _Pairs, load, batch_size: int
+) -> None:
+    ks = sorted((float(_K_NAME.match(n).group(1)), n) for n in ckpts if _K_NAME.match(n))
+    if not ks:
+        return
+    for s in ("obj_scene", "scene_only"):
+        if not bf.has(s):
+            raise DataError(f"the k-series needs set {s!r}, which {str(bf.path)!r} lacks; build it")
+    objects, scenes = bf.object_classes, bf.scene_classes
+    if COMMON_FEATURE not in objects or ALWAYS_SCENE not in scenes:
+        raise DataError(
+            f"the k-series needs object {COMMON_FEATURE!r} and scene {ALWAYS_SCENE!r} in the file"
+        )
+    dog, bamboo = objects.index(COMMON_FEATURE), scenes.index(ALWAYS_SCENE)
+    rows_w, _, pair_w = pairs.val("obj_scene", "scene_label")
+    v = bf["obj_scene"]
+    keep = (v.read("object_label")[rows_w] == dog) & (v.read("scene_label")[rows_w] == bamboo)
+    rows_w, pair_w = rows_w[keep], pair_w[keep]
+    rows_wo, _, pair_wo = pairs.val("scene_only", "scene_label")
+    pos = {int(p): i for i, p in enumerate(pair_wo)}
+    matched = np.array([int(p) in pos for p in pair_w], bool)
+    rows_w = rows_w[matched]
+    rows_wo = rows_wo[[pos[int(p)] for p in pair_w[matched]]]
+    if len(rows_w) == 0:
+        raise DataError(
+            f"no validation {COMMON_FEATURE} x {ALWAYS_SCENE} composites paired in obj_scene/scene_only"
+        )
+    y = np.full(len(rows_w), bamboo)
+    for k, name in ks:
+        model, meta = load(name)
+        cw = true_class_prob(model, meta, bf, "obj_scene", rows_w, y, batch_size, desc=f"{name} with dog")[0]
+        cwo = true_class_prob(model, meta, bf, "scene_only", rows_wo, y, batch_size, desc=f"{name} w/o dog")[
+            0
+        ]
+        res.k_series.append(
+            {
+                "k": k,
+                "model": name,
+                "n": len(y),
+                "acc_with": float(cw.mean()),
+                "acc_without": float(cwo.mean()),
+                "drop": float(cw.mean() - cwo.mean()),
+            }
+        )
+    th = res.thresholds
+    if len(ks) >= th.min_k_models:
+        res.k_rho = spearman([r["k"] for r in res.k_series], [r["drop"] for r in res.k_series])
+        ok = math.isfinite(res.k_rho) and res.k_rho < th.max_k_rho
+        res.checks.append(
+            Check(
+                "Spearman rho(k, bamboo-forest accuracy drop) (drop shrinks as k grows)",
+                ok,
+                res.k_rho,
+                f"< {th.max_k_rho:+.2f}",
+            )
+        )

@@ -1,0 +1,137 @@
+"""Networks and self-describing checkpoints (bamkit.models, bamkit.train.checkpoint)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from bamkit.errors import ConfigError, DataError
+from bamkit.models import CHECKPOINT_FORMAT, SmallCNN, build_network, load_classifier, read_checkpoint
+from bamkit.train.checkpoint import export
+from bamkit.train.config import TrainConfig, from_dict
+
+
+def _calibrated(net: nn.Module, size: int = 32) -> nn.Module:
+    """Give BatchNorm non-trivial running statistics so eval-mode differences would show."""
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(8, 3, size, size) * 2 + 0.5)
+    return net.eval()
+
+
+def _cfg(**model) -> TrainConfig:
+    return from_dict(
+        TrainConfig,
+        {
+            "name": "f_s",
+            "data": {"train_set": "obj_scene", "label_field": "scene_label"},
+            "model": {"arch": "small_cnn", "weights": "none", "input_size": 32, **model},
+        },
+    )
+
+
+def test_small_cnn_relus_are_not_reused_and_layer4_exists():
+    """Guided backprop/LRP need one ReLU module per activation: count calls per module in one forward."""
+    net = SmallCNN(10, width=4)
+    calls: dict[int, int] = {}
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls.get(id(m), 0) + 1))
+        for m in net.modules()
+        if isinstance(m, nn.ReLU)
+    ]
+    try:
+        out = net(torch.randn(2, 3, 32, 32))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(calls) == 9 and set(calls.values()) == {1}  # stem + 4 stages x 2 blocks, each used once
+    assert out.shape == (2, 10)
+    # layer4 is the last conv stage: its output feeds the pooled head directly.
+    feats = net.layer4(net.layer3(net.layer2(net.layer1(net.stem(torch.ones(1, 3, 32, 32))))))
+    torch.testing.assert_close(net.fc(feats.mean((2, 3))), net(torch.ones(1, 3, 32, 32)))
+
+
+def test_resnet18_head_and_local_weights(tmp_path):
+    src = build_network("resnet18", 7, weights=None)
+    torch.save(src.state_dict(), tmp_path / "w.pt")
+    net = build_network("resnet18", 10, weights=str(tmp_path / "w.pt"))
+    assert net.fc.out_features == 10
+    torch.testing.assert_close(net.conv1.weight, src.conv1.weight, rtol=0, atol=0)
+    torch.testing.assert_close(net.layer4[1].bn2.running_var, src.layer4[1].bn2.running_var, rtol=0, atol=0)
+
+
+def test_build_network_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet5'"):
+        build_network("resnet5", 10)
+    with pytest.raises(ConfigError, match="no ImageNet weights"):
+        build_network("small_cnn", 10, weights="imagenet")
+    with pytest.raises(ConfigError, match="is not a file"):
+        build_network("small_cnn", 10, weights=str(tmp_path / "missing.pt"))
+
+
+def test_export_load_round_trip(tmp_path):
+    net = _calibrated(SmallCNN(10, width=4))
+    cfg = _cfg(width=4)
+    names = [f"s{i}" for i in range(10)]
+    path = export(net, cfg, names, tmp_path, data_hash="abc", extra={"val_acc": 0.5})
+    assert path == tmp_path / "f_s.ckpt" and (tmp_path / "f_s.yaml").is_file()
+    model, meta = load_classifier(path)
+    assert not model.training
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(model(x), net(x), rtol=0, atol=0)
+    assert meta.name == "f_s" and meta.class_names == tuple(names) and meta.label_field == "scene_label"
+    assert meta.train_set == "obj_scene" and meta.preprocess.input_size == 32 and meta.data_hash == "abc"
+    assert meta.checkpoint_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert meta.config["model"]["width"] == 4
+    # The file is weights_only-safe: plain containers and tensors only.
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == CHECKPOINT_FORMAT and raw["meta"]["val_acc"] == 0.5
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_load_classifier_rejects_bad_files(tmp_path):
+    with pytest.raises(DataError, match="does not exist") as e:
+        load_classifier(tmp_path / "nope.ckpt")
+    _one_line(e)
+    (tmp_path / "junk.ckpt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(DataError, match="cannot read checkpoint") as e:
+        load_classifier(tmp_path / "junk.ckpt")
+    _one_line(e)
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(DataError, match="not a bamkit classifier checkpoint"):
+        load_classifier(tmp_path / "other.ckpt")
+    torch.save({"pytorch-lightning_version": "2", "state_dict": {}}, tmp_path / "pl.ckpt")
+    with pytest.raises(DataError, match="Lightning training checkpoint"):
+        load_classifier(tmp_path / "pl.ckpt")
+    # Arbitrary pickled objects are refused by weights_only loading, not executed.
+    with open(tmp_path / "evil.ckpt", "wb") as f:
+        pickle.dump({"format": CHECKPOINT_FORMAT, "obj": ConfigError("x")}, f, protocol=2)
+    with pytest.raises(DataError, match="not a safe torch file|cannot read") as e:
+        read_checkpoint(tmp_path / "evil.ckpt")
+    _one_line(e)
+
+
+def test_load_classifier_rejects_truncated_and_mismatched(tmp_path):
+    net = SmallCNN(10, width=4)
+    path = export(net, _cfg(width=4), [f"s{i}" for i in range(10)], tmp_path, data_hash="h")
+    data = path.read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError) as e:
+        load_classifier(tmp_path / "cut.ckpt")
+    _one_line(e)
+    # Weights that do not fit the architecture the metadata names.
+    raw = torch.load(path, weights_only=True)
+    raw["meta"]["config"]["model"]["width"] = 8
+    torch.save(raw, tmp_path / "wide.ckpt")
+    with pytest.raises(DataError, match="inconsistent") as e:
+        load_classifier(tmp_path / "wide.ckpt")
+    _one_line(e)
