@@ -170,7 +170,8 @@ def test_too_few_sources_fails_before_work(sources, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing was started
 
 
-def test_resume_after_kill_is_byte_identical(sources, tmp_path, caplog):
+@pytest.mark.parametrize("replay_killed", [False, True])
+def test_resume_after_kill_is_byte_identical(sources, tmp_path, caplog, replay_killed):
     recipe_file = tmp_path / "slow.yaml"
     data = yaml.safe_load((ROOT / "data_recipes" / "tiny.yaml").read_text())
     data["chunk_rows"] = 2  # many small chunks, so the kill lands in the middle of composing
@@ -185,15 +186,27 @@ def test_resume_after_kill_is_byte_identical(sources, tmp_path, caplog):
         env=env,
         cwd=ROOT,
     )
+    journal = parts / "current" / "journal.txt"
+
+    def done() -> int:  # chunk tasks the build has written and journalled so far
+        return journal.read_bytes().count(b"\n") if journal.exists() else 0
+
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("chunk_*.pkl"))) < 30:
+    while time.time() < deadline and done() < 30:
         if proc.poll() is not None:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list(parts.glob("chunk_*.pkl")))
+    done = done()
     assert not out.exists() and done >= 30, "the build must be killed mid-way"
+    if replay_killed:
+        # The state a kill leaves while a resume copies the journalled chunks: the interrupted run's folder
+        # renamed previous/, and a partial current/ whose journal ends in a cut line.
+        os.replace(parts / "current", parts / "previous")
+        (parts / "current").mkdir()
+        (parts / "current" / "data.h5").write_bytes(b"\0" * 4096)
+        (parts / "current" / "journal.txt").write_bytes(b"0 4096:10 4096:10\n1 99")
     from bamkit.data.recipe import load_recipe
 
     recipe = load_recipe(recipe_file)

@@ -102,3 +102,41 @@ def test_fit_scene():
     assert (fit_scene(a, 128) == a).all()  # MiniPlaces is already 128 px: untouched
     flat = np.full((40, 50, 3), (9, 99, 199), np.uint8)
     assert (fit_scene(flat, 64) == (9, 99, 199)).all()  # resampling a constant image keeps it constant
+
+
+def test_vectorised_placements_follow_bams_rule_and_depend_only_on_the_key():
+    from bamkit.data.compose import draw_placements, row_hash
+
+    o, s, i = np.meshgrid(np.arange(4), np.arange(5), np.arange(100), indexing="ij")
+    o, s, i = o.ravel(), s.ravel(), i.ravel()
+    hw = np.array([(50, 100), (100, 50), (64, 64), (7, 300)])[o]
+    S, lo, hi = 128, 73, 90
+    y0, x0, h, w = draw_placements(row_hash(3, o, s, i), hw, S, (lo, hi))
+    wide = hw[:, 1] > hw[:, 0]
+    side = np.where(wide, w, h)
+    assert ((lo <= side) & (side < hi)).all() and set(side.tolist()) == set(range(lo, hi))
+    other = [
+        max(1, int(a / b * c))
+        for a, b, c in zip(side, np.where(wide, hw[:, 1], hw[:, 0]), np.where(wide, hw[:, 0], hw[:, 1]))
+    ]
+    assert (np.where(wide, h, w) == other).all()
+    assert (y0 >= 0).all() and (y0 <= S - h - 1).all() and (x0 >= 0).all() and (x0 <= S - w - 1).all()
+    # A row's draw does not depend on which other rows are drawn with it (chunking, worker count).
+    sub = slice(37, 41)
+    again = draw_placements(row_hash(3, o[sub], s[sub], i[sub]), hw[sub], S, (lo, hi))
+    assert all((a == b[sub]).all() for a, b in zip(again, (y0, x0, h, w)))
+    assert not (row_hash(4, o, s, i) == row_hash(3, o, s, i)).any()
+
+
+def test_premultiplied_resize_equals_pils_rgba_resize():
+    from bamkit.data.compose import premultiply, resize_premultiplied
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        h0, w0 = rng.integers(5, 89, 2)
+        rgb = rng.integers(0, 256, (h0, w0, 3), dtype=np.uint8)
+        rgba, _ = shrink_cutout(rgb, rng.random((h0, w0)) > 0.3, int(rng.integers(20, 89)))  # soft alpha
+        th, tw = (int(v) for v in rng.integers(1, 89, 2))
+        ref_rgb, ref_mask = resize_object(np.ascontiguousarray(rgba), th, tw)
+        rgb2, mask2 = resize_premultiplied(np.ascontiguousarray(premultiply(rgba)), th, tw)
+        assert (rgb2 == ref_rgb).all() and (mask2 == ref_mask).all()

@@ -4,16 +4,26 @@ Stages (each restartable; everything lives in ``<out>.parts/`` until the final r
 
 1. open the sources and check that every class has enough candidates (before any pixel work);
 2. decode each chosen source once into ``sources.h5`` (:mod:`bamkit.data.prepare`);
-3. compose the sets chunk by chunk in worker processes; a worker returns each chunk of each dataset already
-   deflated (exactly as HDF5's gzip filter stores it), and the parent writes it to ``chunk_NNNNNN.pkl``
-   atomically, in task order — the completed chunk files are the progress record;
-4. assemble ``<out>.tmp`` from the chunk files with ``write_direct_chunk`` (a byte copy, no recompression),
-   then rename it to ``<out>`` and delete the parts folder.
+3. compose the sets chunk by chunk in worker processes (one pool serves stages 2 and 3); a worker composes a
+   whole chunk of rows at once (placements of every row drawn together, one resize per composite shared by
+   every set of the group) and returns each dataset chunk already encoded exactly as HDF5 stores it (deflated
+   where the dataset has the gzip filter; identical chunks, e.g. the masks of ``obj_scene``, ``scene_only``
+   and ``obj_gray``, encoded once). With several workers the chunks are left in a slot of a shared-memory
+   buffer (no pickling through a pipe) and only their offsets come back; workers are forked from a fork
+   server that imported the pixel code once (:mod:`bamkit.data.pool`);
+4. the parent writes each chunk, in task order, straight into ``current/data.h5`` with ``write_direct_chunk``
+   (written once, no recompression) and appends a line to ``current/journal.txt`` with the byte offset and
+   size of each stored chunk; at the end it marks the sets complete and renames the file to ``<out>``.
 
-An interrupted build (even ``kill -9``) re-run with the same recipe keeps the decoded sources and the completed
-chunks (``manifest.json`` holds the build key; a different recipe starts afresh). Because every pixel is a
-function of ``(seed, o, s, i)`` and the file is assembled by one deterministic pass, the result is
-byte-identical whatever ``workers`` is and whether or not the build was interrupted.
+Resume: HDF5 is not crash-safe, so an interrupted ``data.h5`` is never reopened as HDF5. Its chunk bytes are
+(``write_direct_chunk`` writes through to the operating system before the journal line is appended, so a line
+only names bytes that survive ``kill -9``): the folder is renamed ``previous/``, a fresh ``data.h5`` is created
+by the same steps, the journalled chunks are copied into it from the recorded offsets in the same order, and
+composing goes on from the first task without a journal line. A kill during that replay leaves ``previous/``
+in place and the next run replays from it again. ``manifest.json`` holds the build key; a different recipe
+starts afresh. Because every pixel is a function of ``(seed, o, s, i)`` and the file is always written by the
+same sequence of HDF5 calls in task order, the result is byte-identical whatever ``workers`` is and whether
+or not the build was interrupted.
 """
 
 from __future__ import annotations
@@ -21,30 +31,28 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import shutil
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from bamkit.atomic import commit, tmp_path
 from bamkit.data import h5 as H
-from bamkit.data.compose import draw_placement, gray, paste, resize_object, rng_for
+from bamkit.data import prepare as P
+from bamkit.data.compose import draw_placements, harden, paste_resized, row_hash
 from bamkit.data.filters import make_filter
 from bamkit.data.plan import (
     COMPOSITE,
     GRAY,
-    SCENE_PAIRED,
     SCENE_PLAIN,
     Group,
     Plan,
     choose_sources,
     make_plan,
 )
-from bamkit.data.pool import ordered_pool
-from bamkit.data.prepare import cache_summary, prepare_sources
+from bamkit.data.pool import OrderedPool, ordered_pool
 from bamkit.data.recipe import Recipe
 from bamkit.errors import DataError
 from bamkit.progress import bar
@@ -53,12 +61,22 @@ from bamkit.provenance import file_hash, json_hash, versions
 log = logging.getLogger(__name__)
 
 _W: dict[str, Any] = {}
+# Provenance fields the builder writes after the API.md ones, in this order (chunk order of a task).
+_EXTRA = ("object_index", "paired_object", "source_object", "source_scene")
+FIELD_ORDER = (*H.FIELDS, *_EXTRA)
+# Version of the parts-folder formats (source cache, journal) and the random streams: a parts folder of
+# another builder version is never resumed.
+_BUILDER = 2
+# Modules the fork server imports once for every worker (decoding and composing).
+_PRELOAD = ("bamkit.data.build", "bamkit.sources.coco", "bamkit.sources.decode", "PIL.JpegImagePlugin")
 
 
 # -- worker side ------------------------------------------------------------------------------------------
-def _init_compose(plan: Plan, cache: str, scene_width: int) -> None:
+def _init_worker(plan: Plan, cache: str, prepare_args: tuple[str, str, int, int]) -> None:
+    """State of a worker of both stages: decoding (:mod:`bamkit.data.prepare`) and composing."""
+    P.init_worker(*prepare_args)
     _W.clear()
-    _W.update(plan=plan, cache_path=cache, cache=None, pid=-1, scene_width=scene_width)
+    _W.update(plan=plan, cache_path=cache, cache=None, pid=-1)
 
 
 def _cache() -> dict[str, Any]:
@@ -75,15 +93,14 @@ def _cache() -> dict[str, Any]:
     return _W["cache"]
 
 
-def _read_block(d: h5py.Dataset, first: np.ndarray, i: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """Rows ``d[first[r], i[r]]`` with one slice read per distinct ``first`` (rows of a chunk are runs of i)."""
-    out = {}
+def _gather(d: h5py.Dataset, first: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Rows ``d[first[r], i[r]]`` stacked, with one slice read per distinct ``first`` (chunks are runs of i)."""
+    out = np.empty((len(i), *d.shape[2:]), dtype=d.dtype)
     for a in np.unique(first):
-        sel = i[first == a]
+        rows = np.flatnonzero(first == a)
+        sel = i[rows]
         lo, hi = int(sel.min()), int(sel.max()) + 1
-        block = d[int(a), lo:hi]
-        for ii in np.unique(sel):
-            out[(int(a), int(ii))] = block[int(ii) - lo]
+        out[rows] = d[int(a), lo:hi][sel - lo]
     return out
 
 
@@ -92,8 +109,14 @@ def chunk_rows(plan: Plan, group: Group) -> int:
     return min(plan.recipe.chunk_rows, group.n_rows)
 
 
-def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes]]:
-    """Compose chunk ``j`` of group ``g`` of every set in the group; return its deflated dataset chunks."""
+def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes | np.ndarray]]:
+    """Compose chunk ``j`` of group ``g`` of every set in the group; return its encoded dataset chunks.
+
+    Returns:
+        set name -> field (in :data:`FIELD_ORDER`) -> the chunk as HDF5 stores it: ``bytes`` (deflated), or
+        for a dataset without filter a C-contiguous array of exactly ``chunk_rows`` rows (the last chunk of a
+        set zero-padded); equal deflated chunks are the same ``bytes`` object.
+    """
     g, j = task
     plan: Plan = _W["plan"]
     r = plan.recipe
@@ -104,73 +127,140 @@ def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes]]:
     kinds = {name: plan.kinds(group, name, s) for name in group.sets}
     c = _cache()
     size, m = r.size, stop - start
-    plain = np.logical_and.reduce([k == SCENE_PLAIN for k in kinds.values()])
-    scenes = _read_block(c["scenes"], s, i)
-    objects = _read_block(c["obj_rgba"], o[~plain], i[~plain]) if (~plain).any() else {}
-    background = gray(size, r.gray_value)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for name in group.sets:
-        out[name] = {
-            "images": np.zeros((m, size, size, 3), np.uint8),
-            "masks": np.zeros((m, size, size), bool),
-            "boxes": np.full((m, 4), -1, np.int32),
-            "object_label": np.full(m, -1, np.int16),
-            "scene_label": np.full(m, -1, np.int16),
-            "split": plan.split(i),
-            "pair_index": plan.pair_index(o, s, i),
-            "object_index": i.astype(np.int32),
-            "paired_object": np.full(m, -1, np.int16),
-            "source_object": np.full((m, 2), -1, np.int64),
-            "source_scene": np.zeros(m, dtype=f"S{_W['scene_width']}"),
-        }
-    for row in range(m):
-        oo, ss, ii = int(o[row]), int(s[row]), int(i[row])
-        scene = scenes[(ss, ii)]
-        scene_file = c["scene_files"][ss, ii]
-        row_kinds = {name: int(k[row]) for name, k in kinds.items()}
-        placed = None
-        if any(k != SCENE_PLAIN for k in row_kinds.values()):
-            hh, ww = (int(v) for v in c["obj_hw"][oo, ii])
-            where = draw_placement(
-                tuple(c["obj_src_hw"][oo, ii]), size, r.size_range, rng_for(r.seed, oo, ss, ii)
-            )
-            obj_rgb, obj_mask = resize_object(
-                np.ascontiguousarray(objects[(oo, ii)][:hh, :ww]), where.h, where.w
-            )
-            composite, mask = paste(scene, obj_rgb, obj_mask, where)
-            placed = (where, obj_rgb, obj_mask, composite, mask, tuple(c["obj_ids"][oo, ii]))
-        for name, kind in row_kinds.items():
-            a = out[name]
-            a["source_scene"][row] = scene_file
-            if kind == SCENE_PLAIN:
-                a["images"][row], a["scene_label"][row] = scene, ss
-                continue
-            where, obj_rgb, obj_mask, composite, mask, ids = placed
-            a["masks"][row], a["boxes"][row] = mask, where.box
-            a["paired_object"][row], a["source_object"][row] = oo, ids
-            if kind == COMPOSITE:
-                a["images"][row], a["object_label"][row], a["scene_label"][row] = composite, oo, ss
-            elif kind == SCENE_PAIRED:
-                a["images"][row], a["scene_label"][row] = scene, ss
-            elif kind == GRAY:
-                # Same pixels as the composite inside the mask, gray outside (identical to pasting on gray).
-                np.copyto(a["images"][row], background)
-                np.copyto(a["images"][row], composite, where=mask[..., None])
-                a["object_label"][row], a["source_scene"][row] = oo, b""
-    return {
-        name: {k: H.encode_chunk(v, rows, H.compressed(k, r.compress_images)) for k, v in arrays.items()}
-        for name, arrays in out.items()
+    placed = np.logical_or.reduce([k != SCENE_PLAIN for k in kinds.values()])
+    scenes = _gather(c["scenes"], s, i)
+    # One placement and one resize per composite, shared by every set of the group (BAM §3.1).
+    canvas = np.zeros((m, size, size, 4), np.uint8)
+    boxes = np.full((m, 4), -1, np.int32)
+    ids = np.full((m, 2), -1, np.int64)
+    rows_p = np.flatnonzero(placed)
+    if rows_p.size:
+        op, ip = o[rows_p], i[rows_p]
+        objects = _gather(c["obj_rgba"], op, ip)
+        y0, x0, h, w = draw_placements(
+            row_hash(r.seed, op, s[rows_p], ip), c["obj_src_hw"][op, ip], size, r.size_range
+        )
+        boxes[rows_p] = np.stack([y0, x0, y0 + h, x0 + w], axis=1)
+        ids[rows_p] = c["obj_ids"][op, ip]
+        obj_hw = c["obj_hw"][op, ip].tolist()
+        for k, (row, a, b, hh, ww) in enumerate(
+            zip(rows_p.tolist(), y0.tolist(), x0.tolist(), h.tolist(), w.tolist())
+        ):
+            oh, ow = obj_hw[k]
+            paste_resized(canvas[row], np.ascontiguousarray(objects[k, :oh, :ow]), a, b, hh, ww)
+    masks = harden(canvas, boxes)
+    obj_rgb = canvas[..., :3]
+    box_list = boxes.tolist()
+    shared = {
+        "split": plan.split(i),
+        "pair_index": plan.pair_index(o, s, i),
+        "object_index": i.astype(np.int32),
     }
+    scene_files = c["scene_files"][s, i]
+    no_file = np.zeros(m, dtype=scene_files.dtype)
+    # Identical arrays (the masks of obj_scene, scene_only and obj_gray) are deflated and pickled once.
+    memo: dict[tuple[str, int], tuple[np.ndarray, bytes]] = {}
+
+    def encode(field: str, arr: np.ndarray) -> bytes | np.ndarray:
+        if not H.compressed(field, r.compress_images):
+            if arr.shape[0] < rows:
+                return np.frombuffer(H.encode_chunk(arr, rows, compress=False), arr.dtype)
+            return np.ascontiguousarray(arr)
+        key = (field, id(arr))
+        if key not in memo:
+            memo[key] = (arr, H.encode_chunk(arr, rows, compress=True))
+        return memo[key][1]
+
+    out: dict[str, dict[str, bytes | np.ndarray]] = {}
+    for name, kind in kinds.items():
+        comp, gray = kind == COMPOSITE, kind == GRAY
+        has = kind != SCENE_PLAIN  # SCENE_PAIRED rows carry their composite's mask (API.md scene_only)
+        if gray.all():
+            images = np.full_like(scenes, r.gray_value)
+        elif gray.any():
+            images = np.where(gray[:, None, None, None], np.uint8(r.gray_value), scenes)
+        else:
+            images = scenes
+        with_obj = np.flatnonzero(comp | gray).tolist()
+        if with_obj:
+            images = images.copy() if images is scenes else images
+            for row in with_obj:
+                y0_, x0_, y1_, x1_ = box_list[row]
+                np.copyto(
+                    images[row, y0_:y1_, x0_:x1_],
+                    obj_rgb[row, y0_:y1_, x0_:x1_],
+                    where=masks[row, y0_:y1_, x0_:x1_, None],
+                )
+        arrays = {
+            "images": images,
+            "masks": masks if has.all() else masks & has[:, None, None],  # same object: encoded once
+            "boxes": np.where(has[:, None], boxes, np.int32(-1)),
+            "object_label": np.where(comp | gray, o, -1).astype(np.int16),
+            "scene_label": np.where(gray, -1, s).astype(np.int16),
+            **shared,
+            "paired_object": np.where(has, o, -1).astype(np.int16),
+            "source_object": np.where(has[:, None], ids, np.int64(-1)),
+            "source_scene": np.where(gray, no_file, scene_files),
+        }
+        out[name] = {f: encode(f, arrays[f]) for f in FIELD_ORDER}
+    return out
+
+
+def _shm(name: str) -> shared_memory.SharedMemory:
+    """This worker's attachment to the parent's chunk buffer (attached once per process)."""
+    if _W.get("shm_name") != name:
+        _W["shm"] = shared_memory.SharedMemory(name=name)
+        _W["shm_name"] = name
+    return _W["shm"]
+
+
+def compose_to_slot(task: tuple[int, int, str, int, int]) -> list[tuple[int, int]] | list[bytes]:
+    """Compose a chunk task into a slot of the parent's shared buffer instead of sending the bytes back.
+
+    Args:
+        task: ``(g, j, buffer name, slot offset, slot size)``; the parent gives each task in flight its own
+            slot, so the workers never write the same bytes (:func:`_compose_shared`).
+
+    Returns:
+        ``(offset, size)`` within the slot of each chunk, in the task's write order (a chunk equal to an
+        earlier one points at the same bytes); or the chunks' ``bytes`` when they do not fit the slot.
+    """
+    g, j, name, base, cap = task
+    plan: Plan = _W["plan"]
+    chunks = compose_chunk((g, j))
+    data = [chunks[n][f] for n in plan.groups[g].sets for f in FIELD_ORDER]
+    if sum(memoryview(d).nbytes for d in {id(d): d for d in data}.values()) > cap:
+        return [bytes(memoryview(d).cast("B")) for d in data]
+    buf = _shm(name).buf
+    locs: list[tuple[int, int]] = []
+    placed: dict[int, tuple[int, int]] = {}
+    at = 0
+    for d in data:
+        if id(d) not in placed:
+            view = memoryview(d).cast("B")
+            buf[base + at : base + at + view.nbytes] = view
+            placed[id(d)] = (at, view.nbytes)
+            at += view.nbytes
+        locs.append(placed[id(d)])
+    return locs
+
+
+def _slot_size(plan: Plan, scene_width: int) -> int:
+    """Bytes that hold every chunk of any task (raw size, plus deflate's worst-case growth)."""
+    size, best = plan.recipe.size, 0
+    widths = {
+        **{k: v.itemsize for k, v in H.FIELDS.items()},
+        **{k: H.EXTRA_FIELDS[k].itemsize for k in _EXTRA},
+    }
+    widths["source_scene"] = scene_width
+    for group in plan.groups:
+        rows = chunk_rows(plan, group)
+        raw = [rows * int(np.prod(H.row_shape(f, size), dtype=np.int64)) * widths[f] for f in FIELD_ORDER]
+        best = max(best, len(group.sets) * sum(n + n // 8 + 64 for n in raw))
+    return best
 
 
 # -- parent side ------------------------------------------------------------------------------------------
-def _extra_dtypes(scene_width: int) -> dict[str, np.dtype]:
-    return {
-        **{k: v for k, v in H.EXTRA_FIELDS.items() if k != "source_scene"},
-        "source_scene": np.dtype(f"S{scene_width}"),
-    }
-
-
 def _set_attrs(plan: Plan, group: Group, name: str) -> dict[str, Any]:
     r = plan.recipe
     attrs: dict[str, Any] = {
@@ -194,13 +284,19 @@ def _set_attrs(plan: Plan, group: Group, name: str) -> dict[str, Any]:
     return attrs
 
 
-def build_key(recipe: Recipe, annotations_sha256: str, scene_files: dict[str, list[str]]) -> str:
+def build_key(
+    recipe: Recipe,
+    annotations_sha256: str,
+    scene_files: dict[str, list[str]],
+    vers: dict[str, str] | None = None,
+) -> str:
     """Hash of everything that decides the file's bytes: recipe, sources, schema and bamkit versions."""
     return json_hash(
         {
             "recipe": recipe.to_dict(),
             "schema": H.SCHEMA_VERSION,
-            "versions": versions(),
+            "builder": _BUILDER,
+            "versions": vers if vers is not None else versions(),
             "annotations": annotations_sha256,
             "scenes": scene_files,
         }
@@ -225,42 +321,170 @@ def _parts_dir(out: Path, key: str) -> Path:
     return parts
 
 
-def _part(parts: Path, idx: int) -> Path:
-    return parts / f"chunk_{idx:06d}.pkl"
-
-
-def _assemble(
-    plan: Plan, parts: Path, tasks: list[tuple[int, int]], out: Path, attrs: dict[str, Any], scene_width: int
-) -> None:
+def _open_output(plan: Plan, path: Path, attrs: dict[str, Any], scene_width: int) -> h5py.File:
+    """Create the output file and every set's empty datasets (the same calls on every run)."""
     r = plan.recipe
-    tmp = tmp_path(out)
-    f = H.create_file(tmp, list(r.objects), list(r.scenes), r.size, attrs, compress_images=r.compress_images)
+    f = H.create_file(path, list(r.objects), list(r.scenes), r.size, attrs, compress_images=r.compress_images)
+    extra = {**{k: H.EXTRA_FIELDS[k] for k in _EXTRA}, "source_scene": np.dtype(f"S{scene_width}")}
+    for group in plan.groups:
+        for name in group.sets:
+            H.create_set(f, name, group.n_rows, r.size, extra=extra, chunk_rows=chunk_rows(plan, group))
+    return f
+
+
+class _Writer:
+    """Writes task chunks into the output file in task order and journals where their bytes are."""
+
+    def __init__(self, plan: Plan, f: h5py.File, journal: Path, tasks: list[tuple[int, int]]) -> None:
+        self.plan, self.f, self.tasks = plan, f, tasks
+        self.handles = {
+            (name, field): f[name][field]
+            for group in plan.groups
+            for name in group.sets
+            for field in FIELD_ORDER
+        }
+        self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.done = 0
+
+    def fields(self, idx: int) -> list[tuple[str, str]]:
+        """(set, field) of each chunk of task ``idx``, in write order."""
+        group = self.plan.groups[self.tasks[idx][0]]
+        return [(name, field) for name in group.sets for field in FIELD_ORDER]
+
+    def write(self, idx: int, chunks: dict[str, dict[str, Any]] | list[Any]) -> None:
+        """Store task ``idx``'s chunks (buffers in :meth:`fields` order, or compose_chunk's dict); journal."""
+        if idx != self.done:
+            raise DataError(f"internal: chunk task {idx} written out of order (expected {self.done})")
+        j = self.tasks[idx][1]
+        data = chunks if isinstance(chunks, list) else [chunks[n][k] for n, k in self.fields(idx)]
+        locs = [H.write_chunk(self.handles[key], j, d) for key, d in zip(self.fields(idx), data)]
+        # The line is appended only after every chunk of the task reached the operating system.
+        os.write(self.journal, (f"{idx} " + " ".join(f"{a}:{b}" for a, b in locs) + "\n").encode())
+        self.done += 1
+
+    def close(self) -> None:
+        os.close(self.journal)
+
+
+def _journal(path: Path, writer: _Writer) -> list[list[tuple[int, int]]]:
+    """The well-formed journal lines of ``path``: per task in order, its chunks' (offset, size)."""
+    out: list[list[tuple[int, int]]] = []
     try:
-        for group in plan.groups:
-            for name in group.sets:
-                H.create_set(
-                    f,
-                    name,
-                    group.n_rows,
-                    r.size,
-                    extra=_extra_dtypes(scene_width),
-                    chunk_rows=chunk_rows(plan, group),
-                )
-        handles: dict[tuple[str, str], h5py.Dataset] = {}
-        for idx, (_, j) in enumerate(bar(tasks, desc="assemble", unit="chunk")):
-            with open(_part(parts, idx), "rb") as fh:
-                chunks = pickle.load(fh)
-            for name, fields in chunks.items():
-                for field, data in fields.items():
-                    if (name, field) not in handles:
-                        handles[(name, field)] = f[name][field]
-                    H.write_chunk(handles[(name, field)], j, data)
+        lines = path.read_bytes().split(b"\n")[:-1]  # a last line without newline was cut by the kill
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.decode(errors="replace").split(" ")
+        idx = len(out)
+        if idx >= len(writer.tasks) or parts[0] != str(idx) or len(parts) - 1 != len(writer.fields(idx)):
+            break
+        try:
+            out.append([(int(a), int(b)) for a, b in (x.split(":") for x in parts[1:])])
+        except ValueError:
+            break
+    return out
+
+
+def _replay(previous: Path, writer: _Writer) -> None:
+    """Copy the journalled chunks of an interrupted run (``previous/``) into the new file, in task order."""
+    entries = _journal(previous / "journal.txt", writer)
+    if not entries:
+        return
+    with open(previous / "data.h5", "rb") as old:
+        for idx, locs in enumerate(bar(entries, desc="resume", unit="chunk")):
+            data = []
+            for offset, size in locs:
+                old.seek(offset)
+                data.append(old.read(size))
+            if any(len(d) != size for d, (_, size) in zip(data, locs)):
+                break
+            writer.write(idx, data)
+
+
+def _attempt_dir(parts: Path) -> tuple[Path, Path | None]:
+    """The folder of this run's output and journal, and the interrupted run's folder to replay (if any)."""
+    current, previous = parts / "current", parts / "previous"
+    if previous.exists():  # a replay was interrupted: its partial copy is discarded, the original kept
+        shutil.rmtree(current, ignore_errors=True)
+    elif current.exists():
+        os.replace(current, previous)
+    current.mkdir()
+    return current, previous if previous.exists() else None
+
+
+def _compose_shared(
+    plan: Plan,
+    pool: OrderedPool,
+    tasks: list[tuple[int, int]],
+    todo: range,
+    writer: _Writer,
+    scene_width: int,
+    pbar: Any,
+    n_rows: Any,
+) -> None:
+    """Compose with worker processes that leave each task's chunks in a shared-memory slot.
+
+    The pool keeps at most ``2 * workers`` tasks submitted while the parent writes one more, so
+    ``2 * workers + 1`` slots used round-robin never overlap; the chunk bytes cross no pipe.
+    """
+    cap = _slot_size(plan, scene_width)
+    n_slots = 2 * pool.workers + 1
+    shm = shared_memory.SharedMemory(create=True, size=cap * n_slots)
+    try:
+        jobs = ((*tasks[k], shm.name, (k % n_slots) * cap, cap) for k in todo)
+        for idx, locs in zip(todo, pool.map(compose_to_slot, jobs)):
+            base = (idx % n_slots) * cap
+            if locs and isinstance(locs[0], bytes):
+                writer.write(idx, locs)
+            else:
+                views = [shm.buf[base + at : base + at + n] for at, n in locs]
+                writer.write(idx, views)
+                for v in views:
+                    v.release()
+            pbar.update(n_rows(idx))
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+def _write_all(
+    plan: Plan,
+    pool: OrderedPool,
+    tasks: list[tuple[int, int]],
+    current: Path,
+    previous: Path | None,
+    attrs: dict[str, Any],
+    scene_width: int,
+    label: str,
+) -> None:
+    """Create ``current/data.h5``, replay ``previous``'s journalled chunks, compose the rest, mark complete."""
+    f = _open_output(plan, current / "data.h5", attrs, scene_width)
+    writer = _Writer(plan, f, current / "journal.txt", tasks)
+    try:
+        if previous is not None:
+            log.info("resuming: copying the chunks journalled in %s", previous)
+            _replay(previous, writer)
+            shutil.rmtree(previous)
+        todo = range(writer.done, len(tasks))
+
+        def n_rows(idx: int) -> int:
+            g, j = tasks[idx]
+            rows = chunk_rows(plan, plan.groups[g])
+            return min(rows, plan.groups[g].n_rows - j * rows)
+
+        with bar(total=sum(n_rows(k) for k in todo), desc=f"compose {label}", unit="img") as pbar:
+            if pool.workers == 1:
+                for idx, chunks in zip(todo, pool.map(compose_chunk, (tasks[k] for k in todo))):
+                    writer.write(idx, chunks)
+                    pbar.update(n_rows(idx))
+            elif todo:
+                _compose_shared(plan, pool, tasks, todo, writer, scene_width, pbar, n_rows)
         for group in plan.groups:
             for name in group.sets:
                 H.mark_complete(f[name], _set_attrs(plan, group, name))
     finally:
+        writer.close()
         f.close()
-    commit(tmp, out)
 
 
 def build_dataset(
@@ -293,61 +517,50 @@ def build_dataset(
     choice = choose_sources(recipe, coco, places, scene_filter)
     plan = make_plan(recipe)
     ann_sha = file_hash(src.coco_annotations)
-    key = build_key(recipe, ann_sha, {k: [str(p) for p in v] for k, v in choice.scenes.items()})
+    vers = versions()
+    key = build_key(recipe, ann_sha, {k: [str(p) for p in v] for k, v in choice.scenes.items()}, vers)
     if out.exists() and not force and _existing_key(out) == key:
         log.info("%s is up to date (same recipe and sources)", out)
         return out
 
     parts = _parts_dir(out, key)
     cache = parts / "sources.h5"
-    summary = (
-        cache_summary(cache) if cache.exists() else prepare_sources(recipe, coco, choice, cache, workers)
-    )
-    with h5py.File(cache, "r") as f:
-        scene_width = max(1, f["scene_files"].dtype.itemsize)
-
+    if not cache.exists():
+        P.write_subset(coco, choice, P.subset_path(cache))
     tasks = [
         (g, j)
         for g, group in enumerate(plan.groups)
         for j in range(-(-group.n_rows // chunk_rows(plan, group)))
     ]
-    todo = [idx for idx in range(len(tasks)) if not _part(parts, idx).exists()]
-    total = sum(
-        min(chunk_rows(plan, plan.groups[g]), plan.groups[g].n_rows - j * chunk_rows(plan, plan.groups[g]))
-        for g, j in (tasks[idx] for idx in todo)
-    )
-    with (
-        ordered_pool(workers, _init_compose, (plan, str(cache), scene_width)) as pool,
-        bar(total=total, desc=f"compose {out.name}", unit="img") as pbar,
-    ):
-        for idx, chunks in zip(todo, pool.map(compose_chunk, (tasks[idx] for idx in todo))):
-            path = _part(parts, idx)
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "wb") as fh:
-                pickle.dump(chunks, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-            g, j = tasks[idx]
-            rows = chunk_rows(plan, plan.groups[g])
-            pbar.update(min(rows, plan.groups[g].n_rows - j * rows))
-
-    provenance = {
-        "versions": versions(),
-        "sources": {
-            "coco_annotations": str(src.coco_annotations),
-            "coco_annotations_sha256": ann_sha,
-            "coco_images": str(src.coco_images),
-            "miniplaces": str(src.miniplaces),
-            "miniplaces_split": src.miniplaces_split,
-        },
-        "candidates": {
-            "objects": {k: len(v) for k, v in choice.objects.items()},
-            "scenes": {k: len(v) for k, v in choice.scenes.items()},
-        },
-        "skips": summary,
-        "scene_filter": scene_filter.describe(),
-    }
-    attrs = {"recipe": recipe.to_yaml(), "seed": recipe.seed, "build_key": key, "provenance": provenance}
-    _assemble(plan, parts, tasks, out, attrs, scene_width)
+    # One pool for decoding and composing: workers start once (a worker's start-up is the fixed cost).
+    init = (plan, str(cache), P.init_args(recipe, cache))
+    with ordered_pool(workers, _init_worker, init, preload=_PRELOAD) as pool:
+        if cache.exists():
+            summary = P.cache_summary(cache)
+        else:
+            summary = P.prepare_sources(recipe, coco, choice, cache, pool=pool)
+        with h5py.File(cache, "r") as f:
+            scene_width = max(1, f["scene_files"].dtype.itemsize)
+        provenance = {
+            "versions": vers,
+            "sources": {
+                "coco_annotations": str(src.coco_annotations),
+                "coco_annotations_sha256": ann_sha,
+                "coco_images": str(src.coco_images),
+                "miniplaces": str(src.miniplaces),
+                "miniplaces_split": src.miniplaces_split,
+            },
+            "candidates": {
+                "objects": {k: len(v) for k, v in choice.objects.items()},
+                "scenes": {k: len(v) for k, v in choice.scenes.items()},
+            },
+            "skips": summary,
+            "scene_filter": scene_filter.describe(),
+        }
+        attrs = {"recipe": recipe.to_yaml(), "seed": recipe.seed, "build_key": key, "provenance": provenance}
+        current, previous = _attempt_dir(parts)
+        _write_all(plan, pool, tasks, current, previous, attrs, scene_width, out.name)
+    os.replace(current / "data.h5", out)
     shutil.rmtree(parts, ignore_errors=True)
     for kind, counts in summary.items():
         if counts:

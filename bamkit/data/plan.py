@@ -15,7 +15,7 @@ A row is described by ``(o, s, i)`` and a *kind*:
 * ``SCENE_PLAIN`` — the scene image, no mask (commonality rows of classes without the dog);
 * ``GRAY`` — object o at the same place over a uniform gray (``obj_gray``).
 
-Every random draw is a function of ``(seed, o, s, i)`` (:func:`bamkit.data.compose.rng_for`), so the pixels of
+Every random draw is a function of ``(seed, o, s, i)`` (:func:`bamkit.data.compose.row_hash`), so the pixels of
 a row do not depend on which process makes them or in which order.
 """
 

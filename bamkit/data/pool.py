@@ -1,7 +1,10 @@
 """An ordered, bounded process pool: results come back in task order, at most ``2 * workers`` in flight.
 
-Spawn-safe (the ``spawn`` start method, so workers never inherit an open HDF5 handle or a thread lock), and
-with ``workers <= 1`` the same functions run in this process, so results do not depend on the worker count.
+Workers never inherit an open HDF5 handle or a thread lock of this process: they are forked from a clean
+``forkserver`` process (POSIX), which imports the ``preload`` modules once, so each further worker costs a fork
+instead of a fresh interpreter importing numpy, h5py and PIL (measured ~0.4 CPU-s per worker); where there is
+no fork server (Windows) they are spawned. With ``workers <= 1`` the same functions run in this process, so
+results do not depend on the worker count.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ class OrderedPool:
     """``workers`` processes (or this one) that map functions over tasks in order with bounded memory."""
 
     def __init__(
-        self, workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+        self,
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        preload: tuple[str, ...] = (),
     ) -> None:
         self.workers = max(1, int(workers))
         self._ex: ProcessPoolExecutor | None = None
         if self.workers > 1:
-            ctx = multiprocessing.get_context("spawn")
+            ctx = _context(preload)
             self._ex = ProcessPoolExecutor(
                 self.workers, mp_context=ctx, initializer=initializer, initargs=initargs
             )
@@ -58,12 +65,26 @@ class OrderedPool:
             self._ex = None
 
 
+def _context(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:
+    """The fork server where the platform has one (preloading ``preload``), else ``spawn``."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        # Takes effect when this process starts its fork server (once); later pools reuse that server.
+        ctx.set_forkserver_preload(list(preload))
+    return ctx
+
+
 @contextlib.contextmanager
 def ordered_pool(
-    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    preload: tuple[str, ...] = (),
 ) -> Iterator[OrderedPool]:
     """An :class:`OrderedPool` that is shut down when the block ends."""
-    pool = OrderedPool(workers, initializer, initargs)
+    pool = OrderedPool(workers, initializer, initargs, preload)
     try:
         yield pool
     finally:

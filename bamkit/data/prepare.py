@@ -6,7 +6,7 @@ result on disk instead of in memory keeps the build's memory flat in the dataset
 
 * objects: the COCO image is decoded and the instance cut out (:class:`bamkit.sources.coco.CocoObjects`), then
   shrunk so its larger side is at most the largest pasted side (:func:`bamkit.data.compose.shrink_cutout`) and
-  stored as premultiplied RGBA in a fixed (M, M, 4) slot, with its shape and its source shape (the paste's
+  stored premultiplied (PIL's ``RGBa``, :func:`bamkit.data.compose.premultiply`) in a fixed (M, M, 4) slot, with its shape and its source shape (the paste's
   aspect ratio comes from the source shape, as in BAM);
 * scenes: decoded and brought to S x S.
 
@@ -26,7 +26,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bamkit.data.compose import fit_scene, shrink_cutout
+from bamkit.data.compose import fit_scene, premultiply, shrink_cutout
 from bamkit.data.plan import SourceChoice
 from bamkit.data.pool import OrderedPool, ordered_pool
 from bamkit.data.recipe import Recipe
@@ -38,16 +38,23 @@ _BATCH = 16
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(subset_json: str, images_dir: str, size: int, max_side: int) -> None:
-    from bamkit.sources.coco import CocoObjects
-
+def init_worker(subset_json: str, images_dir: str, size: int, max_side: int) -> None:
+    """Worker state of the decoding tasks (the COCO subset is parsed on the first object task only)."""
     _STATE.clear()
-    _STATE.update(coco=CocoObjects(subset_json, images_dir), size=size, max_side=max_side)
+    _STATE.update(subset=subset_json, images=images_dir, coco=None, size=size, max_side=max_side)
+
+
+def _coco():
+    if _STATE["coco"] is None:
+        from bamkit.sources.coco import CocoObjects
+
+        _STATE["coco"] = CocoObjects(_STATE["subset"], _STATE["images"])
+    return _STATE["coco"]
 
 
 def _decode_objects(task: tuple[int, list[tuple[int, int]]]) -> tuple[int, list[Any], SkipCounter]:
     o, pairs = task
-    coco = _STATE["coco"]
+    coco = _coco()
     coco.skips = SkipCounter()
     out: list[Any] = []
     for image_id, ann_id in pairs:
@@ -56,7 +63,15 @@ def _decode_objects(task: tuple[int, list[tuple[int, int]]]) -> tuple[int, list[
             out.append(None)
             continue
         rgba, hw = shrink_cutout(cut.rgb, cut.mask, _STATE["max_side"])
-        out.append((rgba, hw, np.array(cut.mask.shape, dtype=np.int32), (image_id, ann_id), cut.file_name))
+        out.append(
+            (
+                premultiply(rgba),
+                hw,
+                np.array(cut.mask.shape, dtype=np.int32),
+                (image_id, ann_id),
+                cut.file_name,
+            )
+        )
     return o, out, coco.skips
 
 
@@ -76,7 +91,7 @@ def _decode_scenes(task: tuple[int, list[str]]) -> tuple[int, list[Any], SkipCou
     return s, out, skips
 
 
-def _write_subset(coco, choice: SourceChoice, path: Path) -> None:
+def write_subset(coco, choice: SourceChoice, path: Path) -> None:
     """A COCO instances file with only the candidate images and annotations (for the workers)."""
     ds = coco.coco.dataset
     ann_ids = {a for pairs in choice.objects.values() for _, a in pairs}
@@ -131,8 +146,23 @@ def _select(
                         pbar.update(1)
 
 
+def subset_path(cache: Path) -> Path:
+    """Where the COCO subset of the candidates lives, next to the cache."""
+    return cache.with_name("coco_subset.json")
+
+
+def init_args(recipe: Recipe, cache: Path) -> tuple[str, str, int, int]:
+    """Arguments of :func:`init_worker` for a build of ``recipe`` with its cache at ``cache``."""
+    return (str(subset_path(cache)), str(recipe.sources.coco_images), recipe.size, recipe.size_range[1] - 1)
+
+
 def prepare_sources(
-    recipe: Recipe, coco, choice: SourceChoice, cache: Path, workers: int = 1
+    recipe: Recipe,
+    coco,
+    choice: SourceChoice,
+    cache: Path,
+    workers: int = 1,
+    pool: OrderedPool | None = None,
 ) -> dict[str, Any]:
     """Decode the chosen sources once into the cache file ``cache`` (written atomically).
 
@@ -143,7 +173,9 @@ def prepare_sources(
         cache: the HDF5 cache to write (datasets ``obj_rgba`` (nO, n, M, M, 4), ``obj_hw`` / ``obj_src_hw``
             (nO, n, 2), ``obj_ids`` (nO, n, 2), ``obj_files`` (nO, n), ``scenes`` (nS, n, S, S, 3),
             ``scene_files`` (nS, n)).
-        workers: decoding processes.
+        workers: decoding processes (when ``pool`` is not given).
+        pool: an open pool whose workers ran :func:`init_worker` with :func:`init_args` (the builder shares
+            one pool between decoding and composing); :func:`write_subset` must have written the subset.
 
     Returns:
         a summary: skip counts of objects and scenes.
@@ -151,36 +183,38 @@ def prepare_sources(
     n, size = recipe.images_per_pair, recipe.size
     max_side = recipe.size_range[1] - 1
     nO, nS = len(recipe.objects), len(recipe.scenes)
-    subset = cache.with_name("coco_subset.json")
-    _write_subset(coco, choice, subset)
-    init = (str(subset), str(recipe.sources.coco_images), size, max_side)
+    if pool is None:
+        write_subset(coco, choice, subset_path(cache))
+        with ordered_pool(workers, init_worker, init_args(recipe, cache)) as own:
+            return prepare_sources(recipe, coco, choice, cache, pool=own)
     root = Path(recipe.sources.miniplaces)
     tmp = cache.with_name(cache.name + ".tmp")
     obj_skips, scene_skips = SkipCounter(), SkipCounter()
     obj_files: list[list[str]] = [[""] * n for _ in range(nO)]
     scene_files: list[list[str]] = [[""] * n for _ in range(nS)]
-    with h5py.File(tmp, "w") as f, ordered_pool(workers, _init_worker, init) as pool:
-        rgba = f.create_dataset(
-            "obj_rgba", (nO, n, max_side, max_side, 4), np.uint8, chunks=(1, 1, max_side, max_side, 4)
-        )
-        hw = f.create_dataset("obj_hw", (nO, n, 2), np.int32)
-        src_hw = f.create_dataset("obj_src_hw", (nO, n, 2), np.int32)
-        ids = f.create_dataset("obj_ids", (nO, n, 2), np.int64)
+    with h5py.File(tmp, "w") as f:
+        # Contiguous (not chunked): a worker reads a run of items of one class with a single read.
+        rgba = f.create_dataset("obj_rgba", (nO, n, max_side, max_side, 4), np.uint8)
+        # The small tables are filled in memory and written once (h5py's per-item write costs ~0.1 ms).
+        hw, src_hw = np.zeros((nO, n, 2), np.int32), np.zeros((nO, n, 2), np.int32)
+        ids = np.zeros((nO, n, 2), np.int64)
         obj_c = [list(choice.objects[name]) for name in recipe.objects]
         for o, i, _, (arr, shape, src_shape, pair, fname) in _select(
             "objects", obj_c, list(recipe.objects), n, _decode_objects, pool, obj_skips
         ):
             slot = np.zeros((max_side, max_side, 4), np.uint8)
             slot[: shape[0], : shape[1]] = arr
-            rgba[o, i] = slot
+            rgba.write_direct(slot, dest_sel=np.s_[o, i])
             hw[o, i], src_hw[o, i], ids[o, i] = shape, src_shape, pair
             obj_files[o][i] = fname
-        scenes = f.create_dataset("scenes", (nS, n, size, size, 3), np.uint8, chunks=(1, 1, size, size, 3))
+        for name, table in (("obj_hw", hw), ("obj_src_hw", src_hw), ("obj_ids", ids)):
+            f.create_dataset(name, data=table)
+        scenes = f.create_dataset("scenes", (nS, n, size, size, 3), np.uint8)
         scene_c = [[str(p) for p in choice.scenes[name]] for name in recipe.scenes]
         for s, i, path, arr in _select(
             "scenes", scene_c, list(recipe.scenes), n, _decode_scenes, pool, scene_skips
         ):
-            scenes[s, i] = arr
+            scenes.write_direct(np.ascontiguousarray(arr), dest_sel=np.s_[s, i])
             try:
                 scene_files[s][i] = str(Path(path).relative_to(root))
             except ValueError:
