@@ -41,7 +41,12 @@ def test_method_entries_parse_label_and_params():
         ({"methods": [{"name": "vanilla_gradient"}, {"name": "vanilla_gradient"}]}, "used twice"),
         ({"methods": []}, "no methods"),
         ({"metrics": ["mcs", "idrr"]}, "did you mean 'idr'"),
-        ({"metrics": ["kendall_noise"]}, "registered but the evaluate stage does not run it"),
+        (
+            {"metrics": ["kendall_masking"], "scenarios": {"stability": {"ratios": [0.5, 1.5]}}},
+            "level 1.5 is outside [0.0, 1.0]",
+        ),
+        ({"metrics": ["kendall_noise"], "scenarios": {"stability": {"epsilons": []}}}, "at least one level"),
+        ({"metrics": ["kendall_noise"], "scenarios": {"stability": {"variant": "a"}}}, "variant"),
         ({"samples": {"n_trials": 0}}, "n_trials"),
         ({"scenarios": {"mcs": {"max_imgs": 3}}}, "did you mean 'max_images'"),
         ({"metrics": ["mcs"], "scenarios": {"mcs": {"enabled": False}}}, "disabled"),
@@ -59,6 +64,7 @@ def test_smoke_shrinks_sample_sizes():
     s = suite_from_dict({**BASE, "smoke": True, "scenarios": {"mcs": {"max_images": 500}}})
     assert s.scenarios.mcs.max_images == 16 and s.samples.n_trials == 3
     assert s.scenarios.idr.max_images == 16  # None (all) becomes the smoke cap too
+    assert s.scenarios.stability.max_images == 4
 
 
 def test_cli_overrides_and_extra_methods(tmp_path):

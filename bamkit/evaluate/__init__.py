@@ -5,6 +5,7 @@ Results folder::
     suite.yaml          the resolved, validated suite
     per_image.csv       tidy per-image table (+ .parquet with pyarrow)
     per_pair.csv        per-pair BAM metric values with the correctness filter
+    stability.csv       mean Kendall τ and cosine per method × protocol × level (stability scenario)
     summary.csv         leaderboard: metric × method, value, trials mean/std, 95 % CI, rank
     summary.json        everything the report reads (+ paired tests, ranking agreement, provenance)
     verify.json         the verification result used for RMCS's accuracy drop (when found or computed)
@@ -222,10 +223,12 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
     pairs = pair_table(per_image, suite)
     verify = _verification(suite, out)
     acc_drop = _acc_drop(verify)
-    summary, extra = tables.summarize(pairs, suite, acc_drop)
+    summary, extra = tables.summarize(pairs, suite, acc_drop, per_image=per_image)
     tables.write_table(per_image, out / "per_image.csv")
     tables.write_table(pairs, out / "per_pair.csv")
     tables.write_table(summary, out / "summary.csv")
+    if extra.get("stability"):
+        tables.write_table(pd.DataFrame(extra["stability"]["levels"]), out / "stability.csv")
     from bamkit import config as cfg
 
     atomic.write_text(out / "suite.yaml", cfg.dump_yaml(suite.to_dict()))

@@ -74,6 +74,7 @@ def all_roles(suite: Suite) -> list[str]:
         sc.idr.model,
         sc.iir.model,
         sc.faithfulness.model,
+        sc.stability.model,
     ]
     return list(dict.fromkeys(roles))
 
@@ -233,6 +234,10 @@ class ShardRunner:
 
     # -- one leg ------------------------------------------------------------------------------------------
     def run_leg(self, leg: Leg) -> list[pd.DataFrame]:
+        if leg.scenario == "stability":  # raw attributions of perturbed copies: no 2-D maps, no cache
+            from bamkit.evaluate.stability import run_stability_leg
+
+            return run_stability_leg(self, leg)
         lm = self.models[leg.role]
         view = self.bam[leg.set]
         pre = lm.meta.preprocess
@@ -379,6 +384,5 @@ def sort_per_image(df: pd.DataFrame) -> pd.DataFrame:
     """The canonical row order of the per-image table (identical for sharded and unsharded runs)."""
     if df.empty:
         return df
-    return df.sort_values(["scenario", "model", "set", "method", "image"], kind="stable").reset_index(
-        drop=True
-    )
+    keys = ["scenario", "model", "set", "method", "image"] + [c for c in ("protocol", "level") if c in df]
+    return df.sort_values(keys, kind="stable").reset_index(drop=True)

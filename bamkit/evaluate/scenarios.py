@@ -6,6 +6,8 @@
 * IDR (§4.3): f_s on X_{o,s} and the paired X_{∅,s} image; per pair ``1[g_c(x_{−cf}) > g_c(x_{cf})]``.
 * IIR (§4.4) and App. C: f_∅ on bamboo_forest and bamboo_forest_patch; ``1[|Δg| < t·g_c(x)]`` and ``|Δg|/g_c(x)``.
 * Faithfulness (seeds): per-image RCAP, DAUC/IAUC, Dice/MAE against the object mask on one model and set.
+* Stability (SPEC §3.9): Kendall τ and cosine of the raw attributions under input noise and attribution-guided
+  masking, per (image, level); the leg's ``scores`` name the protocols (:mod:`bamkit.evaluate.stability`).
 Every pair is kept only when both members are correctly classified (SPEC §1.4, the code's intersection).
 The random-region baselines (SPEC §3.1) replace the object mask by another image's mask at a random place.
 """
@@ -40,7 +42,8 @@ class Leg:
         rows: row indices into the set (sorted, unique).
         pairs: the pair key of each row (the row itself, or ``pair_index`` for cross-set pairs).
         reducers: the ``to_saliency`` modes the scenario's metrics read.
-        scores: the per-image model-calling / mask metrics to compute (faithfulness).
+        scores: the per-image model-calling / mask metrics to compute (faithfulness), or the protocols
+            ("noise", "masking") of a stability leg.
         random_baseline: whether to compute ``g_c`` with a random region too.
     """
 
@@ -201,6 +204,21 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
                 pool_pairs=rows,
             )
         )
+    st = sc.stability
+    if suite.stability_protocols() and need("stability", [st.model], [st.set]):
+        rows = select_rows(bam[st.set], st.split, st.max_images, suite.seed, st.set)
+        legs.append(
+            Leg(
+                "stability",
+                st.model,
+                st.set,
+                rows,
+                rows,
+                (),
+                scores=suite.stability_protocols(),
+                pool_pairs=rows,
+            )
+        )
     return legs, skipped
 
 
@@ -352,6 +370,12 @@ def pair_table(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
                     }
                 )
             )
+    if "protocol" in per_image:
+        from bamkit.evaluate.stability import pair_rows
+
+        st = pair_rows(per_image, suite)
+        if len(st):
+            out.append(st)
     if not out:
         return pd.DataFrame(columns=["scenario", "metric", "method", "pair", "value", "included"])
     return pd.concat(out, ignore_index=True)

@@ -41,6 +41,18 @@ METRIC_SCENARIO: dict[str, str] = {
     "aupc": "faithfulness",
     "autvc": "faithfulness",
     "mutual_information": "faithfulness",
+    # stability (SPEC §3.9): τ and cosine are computed together; either name switches its protocol on
+    "kendall_noise": "stability",
+    "cosine_noise": "stability",
+    "kendall_masking": "stability",
+    "cosine_masking": "stability",
+}
+# Stability protocol of each stability metric name (SPEC §3.9: 1 = input noise, 2 = attribution-guided masking).
+STABILITY_PROTOCOL: dict[str, str] = {
+    "kendall_noise": "noise",
+    "cosine_noise": "noise",
+    "kendall_masking": "masking",
+    "cosine_masking": "masking",
 }
 # 2-D reducer (to_saliency mode) each metric reads (SPEC §1.3). BAM metrics: "bam"; GAG family: "abs_minmax".
 METRIC_REDUCER: dict[str, str] = {
@@ -61,6 +73,11 @@ METRIC_REDUCER: dict[str, str] = {
     "aupc": "signed",
     "autvc": "signed",
     "mutual_information": "abs_minmax",
+    # stability compares the raw flattened attributions (SPEC §3.9), no 2-D reduction
+    "kendall_noise": "raw_flat",
+    "cosine_noise": "raw_flat",
+    "kendall_masking": "raw_flat",
+    "cosine_masking": "raw_flat",
 }
 # Direction of each summary metric (SPEC §3.12); None = not a score (a series, a correlation to read).
 HIGHER_IS_BETTER: dict[str, bool | None] = {
@@ -84,6 +101,16 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "aupc": False,
     "autvc": False,
     "mutual_information": True,
+    # stability: per-image means over the levels; protocol 1 higher = more robust, protocol 2 is read from
+    # its curve and correlations (monotone decrease, strong τ–cosine relation), not ranked (SPEC §3.9/§3.12)
+    "kendall_noise": True,
+    "cosine_noise": True,
+    "kendall_masking": None,
+    "cosine_masking": None,
+    "tau_cosine_r_noise": None,
+    "tau_level_rho_noise": None,
+    "tau_cosine_r_masking": None,
+    "tau_level_rho_masking": None,
 }
 
 
@@ -188,6 +215,47 @@ class FaithfulnessScenario:
     auc_protocol: Literal["gag10", "rise"] = "gag10"
 
 
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class StabilityScenario:
+    """Robustness of the raw attributions (SPEC §3.9; Park, Wang & Kong 2022): Kendall τ and cosine between
+    a(x) and a(x̂) for every method, image and deviation level.
+
+    * Protocol 1 (metrics ``kendall_noise`` / ``cosine_noise``): ``x̂ = x + ε·u``, u uniform in (0, 1] per element,
+      drawn per image from a generator seeded by (suite seed, set, row), a fresh u for every ε.
+    * Protocol 2 (``kendall_masking`` / ``cosine_masking``): the top ``ratio`` pixels of the *clean*
+      attribution's channel-mean |a| are set to ``fill`` in all channels, on a fresh copy of x per ratio.
+
+    The method runs with the image's own seeds on x and on every x̂, so stochastic methods (SmoothGrad, ...)
+    see the same noise draws: the comparison measures the input change, not sampling noise.
+
+    Args:
+        model, set, split, max_images: the images (a seeded subset, as the other scenarios).
+        epsilons: ε of protocol 1 (normalised input units).
+        ratios: removed fractions of protocol 2, in [0, 1].
+        variant: Kendall τ-b (bamkit default) or τ-c (Park's notebook).
+        max_n: compare a seeded random subset of this many attribution elements (None: all of them).
+        fill: masked value: ``"mean"`` (0 in normalised space = the mean colour) or ``"black"`` (pixel 0).
+        correct_only: summarise only correctly classified images (Park uses every image: default False).
+        batch_size: perturbed copies per ``attribute_many`` call (default ``execution.batch_size``).
+    """
+
+    enabled: bool = True
+    model: str = "f_o"
+    set: str = "obj_scene"
+    split: Literal["val", "train", "all"] = "val"
+    max_images: int | None = 50
+    epsilons: tuple[float, ...] = LEVELS
+    ratios: tuple[float, ...] = LEVELS
+    variant: Literal["b", "c"] = "b"
+    max_n: int | None = None
+    fill: Literal["mean", "black"] = "mean"
+    correct_only: bool = False
+    batch_size: int | None = None
+
+
 @dataclass(frozen=True)
 class Scenarios:
     mcs: MCSScenario = field(default_factory=MCSScenario)
@@ -195,6 +263,7 @@ class Scenarios:
     idr: IDRScenario = field(default_factory=IDRScenario)
     iir: IIRScenario = field(default_factory=IIRScenario)
     faithfulness: FaithfulnessScenario = field(default_factory=FaithfulnessScenario)
+    stability: StabilityScenario = field(default_factory=StabilityScenario)
 
 
 @dataclass(frozen=True)
@@ -275,6 +344,13 @@ class Suite:
             METRIC_SCENARIO.get(m) == kind for m in self.metrics
         )
 
+    def stability_protocols(self) -> tuple[str, ...]:
+        """The stability protocols the listed metrics ask for, in order ("noise", "masking")."""
+        if not self.scenarios.stability.enabled:
+            return ()
+        want = {STABILITY_PROTOCOL[m] for m in self.metrics if m in STABILITY_PROTOCOL}
+        return tuple(p for p in ("noise", "masking") if p in want)
+
     def to_dict(self) -> dict[str, Any]:
         d = cfg.to_dict(self)
         d["methods"] = [{"name": m.name, "label": m.label, **m.params} for m in self.methods]
@@ -288,7 +364,12 @@ class Suite:
             return replace(s, max_images=min(s.max_images or n, n))
 
         scen = Scenarios(
-            cap(sc.mcs, 16), cap(sc.rmcs, 8), cap(sc.idr, 16), cap(sc.iir, 8), cap(sc.faithfulness, 4)
+            cap(sc.mcs, 16),
+            cap(sc.rmcs, 8),
+            cap(sc.idr, 16),
+            cap(sc.iir, 8),
+            cap(sc.faithfulness, 4),
+            cap(sc.stability, 4),
         )
         return replace(
             self, scenarios=scen, samples=replace(self.samples, n_trials=3, trial_size=8, n_boot=100)
@@ -336,7 +417,7 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
             close = difflib.get_close_matches(name, sorted(known), n=2)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ConfigError(f"{where}.metrics: unknown metric {name!r}{hint} (bamkit metrics lists all)")
-    if not any(suite.scenario_enabled(k) for k in ("mcs", "rmcs", "idr", "iir", "faithfulness")):
+    if not any(suite.scenario_enabled(k) for k in SCENARIO_KINDS):
         raise ConfigError(f"{where}: every scenario that the listed metrics need is disabled; enable one")
     f = suite.scenarios.faithfulness
     if f.interval < 1 or not 0 <= f.lower_bound < 100:
@@ -344,11 +425,35 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
             f"{where}.scenarios.faithfulness: need 0 <= lower_bound < 100 and interval >= 1, got "
             f"{f.lower_bound}/{f.interval}"
         )
-    for kind in ("mcs", "rmcs", "idr", "iir", "faithfulness"):
+    for kind in SCENARIO_KINDS:
         mi = getattr(suite.scenarios, kind).max_images
         if mi is not None and mi < 1:
             raise ConfigError(f"{where}.scenarios.{kind}.max_images must be >= 1 or null, got {mi}")
+    _validate_stability(suite.scenarios.stability, f"{where}.scenarios.stability")
     return suite
+
+
+def _validate_stability(st: StabilityScenario, where: str) -> None:
+    import math
+
+    for key, lo, hi in (("epsilons", 0.0, math.inf), ("ratios", 0.0, 1.0)):
+        levels = getattr(st, key)
+        if not levels:
+            raise ConfigError(f"{where}.{key}: expected at least one level, got an empty list")
+        bad = [v for v in levels if not (math.isfinite(v) and lo <= v <= hi)]
+        if bad:
+            raise ConfigError(
+                f"{where}.{key}: level {bad[0]!r} is outside [{lo}, {hi}]; use values such as 0.1 ... 1.0"
+            )
+        if len(set(levels)) != len(levels):
+            raise ConfigError(f"{where}.{key}: levels {list(levels)} repeat a value; list each level once")
+    if st.max_n is not None and st.max_n < 2:
+        raise ConfigError(f"{where}.max_n must be >= 2 or null (all elements), got {st.max_n}")
+    if st.batch_size is not None and st.batch_size < 1:
+        raise ConfigError(f"{where}.batch_size must be >= 1 or null, got {st.batch_size}")
+
+
+SCENARIO_KINDS = ("mcs", "rmcs", "idr", "iir", "faithfulness", "stability")
 
 
 def _validate_method(m: MethodSpec, where: str) -> None:
@@ -416,10 +521,12 @@ __all__ = [
     "Scenarios",
     "Samples",
     "Execution",
+    "StabilityScenario",
     "load_suite",
     "suite_from_dict",
     "validate",
     "METRIC_SCENARIO",
     "METRIC_REDUCER",
     "HIGHER_IS_BETTER",
+    "STABILITY_PROTOCOL",
 ]

@@ -6,6 +6,9 @@
 * ``summary``: per metric × method the full-pool value, n, the paper's trial protocol (mean ± std over
   ``n_trials`` random subsets of ``trial_size`` pairs, SPEC §1.5), a bootstrap 95 % CI and the rank;
   relative MCS adds Pearson ρ against the accuracy drop (9- and 10-point, SPEC §3.1).
+* stability (SPEC §3.9): per-image τ/cosine means over the levels join ``per_pair`` as ``kendall_<protocol>``
+  / ``cosine_<protocol>``; the summary adds Pearson r(τ, cosine) and Spearman ρ(τ, level) per method and
+  protocol, and ``summary.json["stability"]`` the mean τ and cosine per method × protocol × level.
 * ``summary.json``: all of it plus paired tests between methods, the metric-ranking agreement and provenance,
   for the report.
 """
@@ -185,9 +188,13 @@ def ranking_agreement(summary: pd.DataFrame) -> dict[str, Any]:
 
 
 def summarize(
-    pairs: pd.DataFrame, suite: Suite, acc_drop: dict[float, float] | None = None
+    pairs: pd.DataFrame,
+    suite: Suite,
+    acc_drop: dict[float, float] | None = None,
+    per_image: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, tests, agreement)."""
+    """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, stability, tests,
+    agreement). ``per_image`` feeds the stability correlations over (image, level) points."""
     rows = []
     inc = pairs[pairs["included"]] if len(pairs) else pairs
     order = [m.label for m in suite.methods]
@@ -199,6 +206,12 @@ def summarize(
                 rows.append(summarize_metric(vals, suite, metric, method))  # n = 0 rows stay visible
     rrows, rinfo = rmcs_rows(pairs, suite, acc_drop) if len(pairs) else ([], {})
     rows.extend(rrows)
+    stab: dict[str, Any] = {}
+    if per_image is not None and "protocol" in per_image:
+        from bamkit.evaluate import stability
+
+        rows.extend(stability.correlation_rows(per_image, suite, order))
+        stab = stability.summary_section(per_image, suite, order)
     summary = pd.DataFrame(rows)
     if summary.empty:
         summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -210,6 +223,7 @@ def summarize(
     summary = summary[cols]
     extra = {
         "rmcs": rinfo,
+        "stability": stab,
         "paired_tests": paired_tests(pairs, suite.samples.alpha) if len(pairs) else [],
         "agreement": ranking_agreement(summary),
     }

@@ -2,7 +2,7 @@
 
 ``write_report(results_dir, out)`` writes ``out/index.html`` (self-contained: opens from disk, no network),
 ``out/report.md`` with ``out/figures/*.png``, and ``out/leaderboard.csv`` / ``agreement.csv`` /
-``paired_tests.csv``. Everything comes from the files ``bamkit evaluate`` wrote (``summary.json``,
+``paired_tests.csv`` / ``stability.csv``. Everything comes from the files ``bamkit evaluate`` wrote (``summary.json``,
 ``examples/``, ``verify.json``), so a report can be rebuilt without models or data.
 """
 
@@ -114,6 +114,7 @@ def _leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, d
 def build_document(results: str | Path) -> Doc:
     """The report of ``results`` as a :class:`~bamkit.report.html.Doc` (rendered by the writers)."""
     from bamkit.report import grids, plots
+    from bamkit.report import stability as stab
 
     results = Path(results)
     s = _load(results)
@@ -136,7 +137,7 @@ def build_document(results: str | Path) -> Doc:
 
     doc.h(1, "Leaderboard")
     for metric in metrics:
-        if metric.endswith("_random"):
+        if metric.endswith("_random") or metric in stab.SECTION_ONLY:  # baselines; stability's own section
             continue
         _leaderboard(doc, s, metric, methods)
 
@@ -243,6 +244,8 @@ def build_document(results: str | Path) -> Doc:
                     plots.metric_bars(summary, metric, METRIC_TITLES[metric], metric, order),
                     METRIC_TITLES[metric],
                 )
+
+    stab.add_section(doc, s, results, order)
 
     ag = s.get("agreement") or {}
     if len(ag.get("metrics", [])) >= 2:
@@ -437,6 +440,10 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
             out / "agreement.csv",
             _csv([[m, *row] for m, row in zip(ag["metrics"], ag["tau"])], ["metric", *ag["metrics"]]),
         )
+    levels = (s.get("stability") or {}).get("levels") or []
+    if levels:
+        header = list(levels[0])
+        atomic.write_text(out / "stability.csv", _csv([[r.get(h) for h in header] for r in levels], header))
     tests = s.get("paired_tests") or []
     if tests:
         header = list(tests[0])

@@ -4,6 +4,8 @@
   method (MCS, BAM Fig. 4) or a constant line (IDR's 50 %, BAM Fig. 8).
 * :func:`rmcs_figure`: relative MCS over k per method against the accuracy drop (BAM Fig. 6/13).
 * :func:`agreement_heatmap`: Kendall τ between the metrics' method rankings.
+* :func:`stability_curves`: mean Kendall τ and cosine against the deviation level per method and protocol.
+* :func:`stability_scatter`: τ against cosine per (image, level), coloured by the level (Park's figure).
 """
 
 from __future__ import annotations
@@ -129,4 +131,86 @@ def k_accuracy_figure(k_series: list[dict], published: dict[float, tuple[float, 
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=7, frameon=False)
     ax.set_title("Bamboo-forest accuracy of f_k (BAM Fig. 2 bottom)", fontsize=10)
+    return _png(fig)
+
+
+PROTOCOL_TITLES = {
+    "noise": "protocol 1: input noise x + ε·u",
+    "masking": "protocol 2: top-ratio pixels removed",
+}
+PROTOCOL_AXIS = {"noise": "ε (normalised units)", "masking": "removed ratio"}
+
+
+def stability_curves(levels: list[dict], methods: list[str], protocols: list[str]) -> bytes:
+    """Mean Kendall τ (top row) and mean cosine (bottom row) against the deviation level, one column per
+    protocol, one line per method (SPEC §3.9; Park Figs. 1–2 summarised as curves).
+
+    Args:
+        levels: ``summary.json["stability"]["levels"]`` records (method, protocol, level, tau_mean, ...).
+    """
+    fig, axes = plt.subplots(2, len(protocols), figsize=(4.2 * len(protocols) + 1.8, 5.6), squeeze=False)
+    for c, proto in enumerate(protocols):
+        for r, (key, label) in enumerate((("tau_mean", "mean Kendall τ"), ("cosine_mean", "mean cosine"))):
+            ax = axes[r][c]
+            for m in methods:
+                pts = sorted(
+                    (float(d["level"]), _num(d.get(key)))
+                    for d in levels
+                    if d["method"] == m and d["protocol"] == proto
+                )
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", ms=3, lw=1.2, label=m)
+            ax.set_xlabel(PROTOCOL_AXIS.get(proto, "level"))
+            ax.set_ylabel(label)
+            if r == 0:
+                ax.set_title(PROTOCOL_TITLES.get(proto, proto), fontsize=10)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def stability_scatter(
+    points: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    protocol: str,
+    pearson: dict[str, float] | None = None,
+    ncols: int = 5,
+) -> bytes:
+    """Park's figure: Kendall τ (y) against cosine (x) for every (image, level), coloured by the level; one
+    panel per method (methods in the order of ``points``).
+
+    Args:
+        points: method -> (cosine, tau, level) arrays of equal length.
+        pearson: method -> Pearson r(τ, cosine), shown in the panel titles.
+    """
+    from matplotlib.colors import Normalize
+
+    names = list(points)
+    ncols = max(1, min(ncols, len(names)))
+    nrows = max(1, math.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 1.0, 2.4 * nrows + 0.4), squeeze=False)
+    all_levels = np.concatenate([p[2] for p in points.values()]) if names else np.zeros(1)
+    norm = Normalize(vmin=float(np.nanmin(all_levels)), vmax=float(np.nanmax(all_levels)) or 1.0)
+    sc = None
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(names):
+            ax.axis("off")
+            continue
+        m = names[k]
+        cos, tau, lv = points[m]
+        sc = ax.scatter(cos, tau, c=lv, cmap="viridis", norm=norm, s=9, alpha=0.8, edgecolors="none")
+        r = (pearson or {}).get(m)
+        ax.set_title(f"{m} (r={r:.2f})" if r is not None and math.isfinite(r) else m, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if k % ncols == 0:
+            ax.set_ylabel("Kendall τ", fontsize=8)
+        if k >= (nrows - 1) * ncols or k + ncols >= len(names):
+            ax.set_xlabel("cosine", fontsize=8)
+    fig.subplots_adjust(hspace=0.5, wspace=0.3)
+    if sc is not None:
+        fig.colorbar(sc, ax=axes.ravel().tolist(), fraction=0.025, label=PROTOCOL_AXIS.get(protocol, "level"))
+    fig.suptitle(f"Kendall τ vs cosine — {PROTOCOL_TITLES.get(protocol, protocol)}", fontsize=10, y=1.03)
     return _png(fig)
