@@ -14,6 +14,7 @@ ratio to the baseline (target ≥ 0.95), and the suite's time per image, bamkit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -24,7 +25,7 @@ import torchvision
 
 import bamkit.attribution as A
 from bamkit.attribution.base import ExecOptions
-from bamkit.attribution.engine import SampledMethod, forward_context, samples_per_image
+from bamkit.attribution.engine import SampledMethod, _precision_flags, forward_context, samples_per_image
 
 BAM_SUITE = [
     "vanilla_gradient",
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-captum", action="store_true")
     p.add_argument("--skip-methods", action="store_true")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--methods", nargs="*", help="restrict the per-method table to these names")
+    p.add_argument(
+        "--engine-batch", type=int, help="samples per forward/backward in bamkit (default: --batch)"
+    )
     args = p.parse_args(argv)
 
     device = torch.device(args.device)
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
-        batch_size=args.batch,
+        batch_size=args.engine_batch or args.batch,
     )
     setting = (
         f"{args.arch} {args.size}px, batch {args.batch}, {args.precision}"
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             x,
             t,
             opts,
-            THROUGHPUT,
+            [m for m in THROUGHPUT if not args.methods or m in args.methods],
             {
                 **params,
                 "vargrad": {"n_samples": args.n_samples},
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         device,
         args.repeat,
     )
-    eager = ExecOptions(batch_size=args.batch)
+    eager = ExecOptions(batch_size=opts.batch_size)
     ours_fp32 = (
         ours
         if opts == eager
@@ -281,8 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         sigma_abs = float(0.15 * (flat.amax(1) - flat.amin(1)).mean())
         fns = captum_suite(model, model.layer4, args.n_samples, args.n_steps, sigma_abs, args.batch)
         per = {}
-        for n in suite:
-            per[n] = timed(lambda f=fns[n]: f(x.clone(), t), device, args.repeat)
+        # captum runs at the same numerics as bamkit's fp32/tf32 modes (PyTorch enables TF32 for cuDNN
+        # convolutions by default, which would otherwise give captum a free 2x on Ampere+); against bf16
+        # it runs at PyTorch's defaults, which is what a captum user gets.
+        with contextlib.ExitStack() as stack:
+            if args.precision in ("fp32", "tf32"):
+                stack.enter_context(_precision_flags(args.precision))
+            for n in suite:
+                per[n] = timed(lambda f=fns[n]: f(x.clone(), t), device, args.repeat)
         cap = sum(per.values())
         row.update(
             {"captum_s_per_image": cap / len(x), "speedup": cap / ours, "speedup_fp32_eager": cap / ours_fp32}

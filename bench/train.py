@@ -44,7 +44,13 @@ def loader_rate(dm: BamDataModule, batches: int) -> float:
 
 
 def train_rate(
-    model: torch.nn.Module, batches, steps: int, device: torch.device, bf16: bool, channels_last: bool
+    model: torch.nn.Module,
+    batches,
+    steps: int,
+    device: torch.device,
+    bf16: bool,
+    channels_last: bool,
+    post=None,
 ) -> float:
     """Images per second of full SGD steps (forward, backward, update) fed by ``batches``."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -57,6 +63,8 @@ def train_rate(
             t0, n = time.perf_counter(), 0
         x, y = next(batches)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if post is not None:  # the DataModule's device-side transforms, as Lightning applies them
+            x, y = post((x, y), 0)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -70,9 +78,10 @@ def train_rate(
 
 
 def _cycle(dm: BamDataModule):
+    # One DataLoader for all epochs, as Lightning uses it: persistent workers keep their chunk caches.
+    dl = dm.train_dataloader()
     epoch = 0
     while True:
-        dl = dm.train_dataloader()
         dl.sampler.set_epoch(epoch)
         yield from dl
         epoch += 1
@@ -119,7 +128,16 @@ def main() -> None:
         )
 
     def dm(workers: int) -> BamDataModule:
-        return BamDataModule(str(data), a.set, "scene_label", a.size, a.batch_size, workers, seed=0)
+        return BamDataModule(
+            str(data),
+            a.set,
+            "scene_label",
+            a.size,
+            a.batch_size,
+            workers,
+            seed=0,
+            device_transforms=device.type == "cuda",
+        )
 
     rows = []
     for w in sorted({0, a.workers}):
@@ -131,7 +149,10 @@ def main() -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     mem = train_rate(model, _memory(a.batch_size, a.size, 10, device), a.steps, device, bf16, a.channels_last)
     model.load_state_dict(state)
-    h5 = train_rate(model, _cycle(dm(a.workers)), a.steps, device, bf16, a.channels_last)
+    dmw = dm(a.workers)
+    h5 = train_rate(
+        model, _cycle(dmw), a.steps, device, bf16, a.channels_last, post=dmw.on_after_batch_transfer
+    )
     rows += [
         ("train step, tensors in device memory", mem, None),
         (f"train step, HDF5 loader ({a.workers} workers)", h5, None),

@@ -136,3 +136,33 @@ def test_missing_labels_and_sets_are_one_line_errors(tiny):
         _dm(tiny, train_set="scene_only")
     with pytest.raises(DataError, match="set 'nope' is not in"):
         _dm(tiny, train_set="nope")
+
+
+def test_device_side_transforms_equal_the_evaluation_preprocessing(tiny):
+    """With device_transforms the loader yields stored uint8 (flipped or not) and the DataModule's
+    on_after_batch_transfer applies exactly bamkit.preprocess.Preprocess (here with a real resize)."""
+    side = 2 * SIZE
+    dm = _dm(tiny, batch_size=40, input_size=side, device_transforms=True)
+    with BamFile(tiny) as bf:
+        images = torch.from_numpy(bf["obj_scene"].read("images"))
+    pre = Preprocess(side)
+    key = next(iter(dm.train_dataloader().sampler))
+    raw, y = dm.train_dataloader().dataset[key]
+    assert raw.dtype == torch.uint8 and raw.shape[1:] == images.shape[1:]
+    x, y2 = dm.on_after_batch_transfer((raw, y), 0)
+    assert torch.equal(y, y2) and x.shape == (40, 3, side, side)
+    stored = images[torch.from_numpy(key[0])]
+    flips = []
+    for a, s in zip(x, stored):
+        same = pre(s[None])[0]
+        if torch.allclose(a, same, atol=1e-6):
+            flips.append(False)
+        else:
+            torch.testing.assert_close(a, pre(s.flip(1)[None])[0], rtol=0, atol=1e-6)
+            flips.append(True)
+    assert 5 < sum(flips) < 35
+    # validation: no flip, identical to the evaluation preprocessing
+    vx = [dm.on_after_batch_transfer(b, 0)[0] for b in dm.val_dataloader()]
+    with BamFile(tiny) as bf:
+        split = bf["obj_scene"].read("split")
+    torch.testing.assert_close(torch.cat(vx), pre(images[torch.from_numpy(split == 1)]), rtol=0, atol=0)
