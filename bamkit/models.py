@@ -36,33 +36,46 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
 class SmallCNN(nn.Module):
     """A small all-convolutional classifier for the 64 px demo (not part of BAM; a bamkit addition).
 
-    Four stages of two 3x3 conv-BN-ReLU blocks, each stage halving the resolution, then global average pooling
-    and a linear head, laid out like torchvision's ResNet (``layer1`` … ``layer4``, ``avgpool``, ``fc``) so the
+    Four stages of two 3x3 conv-BN-ReLU blocks, each stage halving the resolution, then global pooling and a
+    linear head, laid out like torchvision's ResNet (``layer1`` … ``layer4``, ``pool``, ``fc``) so the
     attribution defaults (GradCAM's ``layer4``) apply unchanged.
+
+    The BAM models built by :func:`build_network` (hence ``bamkit train`` and :func:`load_classifier`) use
+    global *max* pooling. Trained from scratch on a few thousand images, an average-pooled head sums evidence
+    over the whole frame, so an input whose background it never saw (BAM's uniform gray X_{o,g}, SPEC §4.5)
+    is dominated by the background's area: measured on the demo data, f_o fell to ~16 % on ``obj_gray``
+    (nearly every image called "elephant") while it reached ~91 % on ``obj_scene``; max-pooled, ~74 % and
+    ~93 %. A max-pooled head asks whether each feature is present *anywhere*, so a salient object is not
+    outvoted by a large unfamiliar background. ImageNet-pretrained ResNets (BAM §3.3) do not need this. The
+    class default ``pool="avg"`` is the torchvision-style head (for direct use, e.g. test fixtures).
 
     Args:
         num_classes: number of output logits.
         width: channels of ``layer1``; stages use ``width · (1, 2, 4, 8)``.
+        pool: ``"avg"`` (default) or ``"max"`` global pooling before ``fc``.
 
     Shape:
         input (N, 3, S, S) normalised pixels (S ≥ 16) -> logits (N, num_classes).
     """
 
-    def __init__(self, num_classes: int, width: int = 16) -> None:
+    def __init__(self, num_classes: int, width: int = 16, pool: str = "avg") -> None:
         super().__init__()
+        if pool not in ("max", "avg"):
+            raise ConfigError(f"SmallCNN pool must be 'max' or 'avg', got {pool!r}")
+        self.width, self.pool_mode = width, pool  # recorded in checkpoints (network_kwargs)
         w = (width, 2 * width, 4 * width, 8 * width)
         self.stem = nn.Sequential(*_conv_bn_relu(3, w[0], 1))
         c_in = w[0]
         for i, c in enumerate(w, start=1):
             setattr(self, f"layer{i}", nn.Sequential(*_conv_bn_relu(c_in, c, 2), *_conv_bn_relu(c, c, 1)))
             c_in = c
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.fc(torch.flatten(self.pool(x), 1))
 
 
 def _load_backbone_file(net: nn.Module, path: Path) -> None:
@@ -91,7 +104,16 @@ def _load_backbone_file(net: nn.Module, path: Path) -> None:
     net.load_state_dict(keep, strict=False)
 
 
-def build_network(arch: str, num_classes: int, weights: str | None = None, width: int = 16) -> nn.Module:
+def network_kwargs(net: nn.Module) -> dict:
+    """The constructor choices a state_dict cannot tell apart (parameter-free layers), for checkpoints."""
+    if isinstance(net, SmallCNN):
+        return {"width": net.width, "pool": net.pool_mode}
+    return {}
+
+
+def build_network(
+    arch: str, num_classes: int, weights: str | None = None, width: int = 16, pool: str = "max"
+) -> nn.Module:
     """A classifier with a fresh ``num_classes``-way head (BAM fine-tunes every layer, App. D).
 
     Args:
@@ -100,6 +122,7 @@ def build_network(arch: str, num_classes: int, weights: str | None = None, width
         weights: ``"imagenet"`` (torchvision IMAGENET1K_V1, closest to BAM's TF checkpoint; downloaded by
             torchvision on first use), ``"imagenet_v2"``, a local state-dict path, or ``None``/``"none"``.
         width: ``small_cnn`` only — channels of its first stage.
+        pool: ``small_cnn`` only — global ``"max"`` (bamkit's default, see :class:`SmallCNN`) or ``"avg"``.
 
     Returns:
         An ``nn.Module`` mapping normalised (N, 3, S, S) inputs to (N, num_classes) logits.
@@ -112,7 +135,8 @@ def build_network(arch: str, num_classes: int, weights: str | None = None, width
     if arch == "small_cnn":
         if w in ("imagenet", "imagenet_v2"):
             raise ConfigError("model.weights: small_cnn has no ImageNet weights; use 'none' or a local file")
-        net: nn.Module = SmallCNN(num_classes, width=width)
+        # Max pooling: robust to backgrounds the model never saw (see SmallCNN); every demo checkpoint has it.
+        net: nn.Module = SmallCNN(num_classes, width=width, pool=pool)
     else:
         import torchvision
 
@@ -219,8 +243,10 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, ClassifierMeta]:
     m = obj["meta"]
     try:
         cfg = m.get("config", {})
-        width = int(cfg.get("model", {}).get("width", 16))
-        net = build_network(m["arch"], len(m["class_names"]), weights=None, width=width)
+        # Older checkpoints carry only the config's width; newer ones record every constructor choice that
+        # the state_dict cannot reveal (e.g. SmallCNN's max vs average pooling).
+        kwargs = m.get("arch_kwargs") or {"width": int(cfg.get("model", {}).get("width", 16))}
+        net = build_network(m["arch"], len(m["class_names"]), weights=None, **kwargs)
         net.load_state_dict(obj["state_dict"], strict=True)
         meta = ClassifierMeta(
             name=str(m["name"]),

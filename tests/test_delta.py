@@ -17,7 +17,7 @@ from bamkit.delta.optimize import DeltaOptions, delta_loss, model_input, optimiz
 from bamkit.delta.store import PATCH_SET, read_inputs
 from bamkit.delta.verify import patch_figures
 from bamkit.errors import ConfigError, DataError
-from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SmallCNN, load_classifier
+from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SmallCNN, load_classifier, network_kwargs
 from bamkit.preprocess import Preprocess
 
 SIZE = 16  # stored side
@@ -103,6 +103,7 @@ def write_checkpoint(path: Path, model: nn.Module) -> Path:
     meta = {
         "name": "f_empty",
         "arch": "small_cnn",
+        "arch_kwargs": network_kwargs(model),
         "class_names": [f"s{i}" for i in range(10)],
         "label_field": "scene_label",
         "train_set": "scene_only",

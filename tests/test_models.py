@@ -50,9 +50,30 @@ def test_small_cnn_relus_are_not_reused_and_layer4_exists():
             h.remove()
     assert len(calls) == 9 and set(calls.values()) == {1}  # stem + 4 stages x 2 blocks, each used once
     assert out.shape == (2, 10)
-    # layer4 is the last conv stage: its output feeds the pooled head directly.
-    feats = net.layer4(net.layer3(net.layer2(net.layer1(net.stem(torch.ones(1, 3, 32, 32))))))
-    torch.testing.assert_close(net.fc(feats.mean((2, 3))), net(torch.ones(1, 3, 32, 32)))
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_small_cnn_head_pools_layer4_globally(pool):
+    """layer4 is the last conv stage: its per-channel spatial max (default) or mean feeds ``fc`` directly."""
+    net = _calibrated(SmallCNN(10, width=4, pool=pool))
+    x = torch.randn(3, 3, 32, 32)
+    feats = net.layer4(net.layer3(net.layer2(net.layer1(net.stem(x)))))
+    assert feats.shape == (3, 32, 2, 2)
+    pooled = feats.amax((2, 3)) if pool == "max" else feats.mean((2, 3))
+    torch.testing.assert_close(net.fc(pooled), net(x))
+
+
+def test_small_cnn_bam_models_max_pool_and_unknown_pool_is_rejected(tmp_path):
+    # build_network (bamkit train) and load_classifier must agree: every small_cnn checkpoint is max-pooled.
+    assert isinstance(SmallCNN(10, width=4).pool, nn.AdaptiveAvgPool2d)  # torchvision-style class default
+    net = _calibrated(build_network("small_cnn", 10, width=4))
+    assert isinstance(net.pool, nn.AdaptiveMaxPool2d)
+    model, _ = load_classifier(export(net, _cfg(width=4), [f"s{i}" for i in range(10)], tmp_path, "h"))
+    assert isinstance(model.pool, nn.AdaptiveMaxPool2d)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(model(x), net(x), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="pool must be 'max' or 'avg', got 'sum'"):
+        SmallCNN(10, pool="sum")
 
 
 def test_resnet18_head_and_local_weights(tmp_path):
@@ -74,7 +95,7 @@ def test_build_network_rejects_bad_arguments(tmp_path):
 
 
 def test_export_load_round_trip(tmp_path):
-    net = _calibrated(SmallCNN(10, width=4))
+    net = _calibrated(build_network("small_cnn", 10, width=4))  # what bamkit train builds
     cfg = _cfg(width=4)
     names = [f"s{i}" for i in range(10)]
     path = export(net, cfg, names, tmp_path, data_hash="abc", extra={"val_acc": 0.5})
@@ -130,8 +151,23 @@ def test_load_classifier_rejects_truncated_and_mismatched(tmp_path):
     _one_line(e)
     # Weights that do not fit the architecture the metadata names.
     raw = torch.load(path, weights_only=True)
-    raw["meta"]["config"]["model"]["width"] = 8
+    raw["meta"]["arch_kwargs"]["width"] = 8
     torch.save(raw, tmp_path / "wide.ckpt")
     with pytest.raises(DataError, match="inconsistent") as e:
         load_classifier(tmp_path / "wide.ckpt")
     _one_line(e)
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+def test_checkpoint_remembers_what_the_state_dict_cannot(tmp_path, pool):
+    """Max and average pooling have no parameters: the checkpoint must record which one was trained,
+    or a reloaded model silently computes something else (same weights, other outputs)."""
+    net = _calibrated(build_network("small_cnn", 10, width=4, pool=pool))
+    path = export(net, _cfg(width=4), [f"s{i}" for i in range(10)], tmp_path, data_hash="abc")
+    model, _ = load_classifier(path)
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(model(x), net(x), rtol=0, atol=0)
+    other = build_network("small_cnn", 10, width=4, pool="max" if pool == "avg" else "avg")
+    other.load_state_dict(net.state_dict())
+    other.eval()
+    assert not torch.allclose(other(x), net(x))  # the test would catch a wrong pooling

@@ -21,7 +21,7 @@ from bamkit import atomic
 from bamkit.config import dump_yaml
 from bamkit.data.h5 import BamFile
 from bamkit.errors import DataError
-from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint
+from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, network_kwargs, read_checkpoint
 from bamkit.preprocess import Preprocess
 from bamkit.provenance import json_hash, versions
 from bamkit.train.config import TrainConfig
@@ -93,6 +93,7 @@ def export(
     meta = {
         "name": run.name,
         "arch": run.model.arch,
+        "arch_kwargs": network_kwargs(net),
         "class_names": list(class_names),
         "label_field": run.data.label_field,
         "train_set": run.data.train_set,
