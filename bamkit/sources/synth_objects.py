@@ -183,18 +183,34 @@ def _dog(rng):
     ]
 
 
+def wrinkled(c, field, period: float, amount: float = 0.4, noise: float = 6.0) -> Paint:
+    """Skin with dark wrinkle lines across ``v`` every ``period`` (warped by ``field``) over smooth shading."""
+    c = np.asarray(c, np.float32)
+
+    def paint(u, v, rng):
+        f = field(u, v)
+        w = np.abs(np.sin(np.pi * (v + 0.08 * f) / period))
+        dark = amount * np.clip(1.0 - w / 0.35, 0, 1)
+        return c * ((1 + 0.15 * f) * (1 - dark))[:, None] + _grain(rng, u.size, noise)
+
+    return paint
+
+
 def _elephant(rng):
-    g = _pick(rng, [(125, 122, 120), (110, 108, 112), (140, 132, 125)], 10)
-    skin = shaded(g, sinus_noise(rng, 8, (10.0, 18.0)), 0.14)
+    # Real elephant skin is a warm, often muddy brown-gray with deep wrinkles, not a flat mid-gray: a flat
+    # gray skin would make BAM's uniform gray background (X_{o,g}, RGB 128) read as "elephant" (SPEC §4.5).
+    g = _pick(rng, [(128, 114, 102), (110, 100, 96), (142, 124, 106), (120, 108, 92)], 10)
+    field = sinus_noise(rng, 8, (6.0, 12.0))
+    skin = wrinkled(g, field, rng.uniform(0.05, 0.08))
     return [
         Part([rect(x, 0.05, x + 0.2, 0.88) for x in (-0.58, -0.32, 0.12, 0.36)], skin),
-        Part([ellipse(0.0, -0.05, 0.72, 0.45, 32)], skin),
+        Part([ellipse(0.0, -0.05, 0.72, 0.45, 32)], shaded(g, field, 0.2)),
         Part([ellipse(0.68, -0.25, 0.3, 0.3)], skin),
         Part([thick_line(np.array([[0.88, -0.2], [1.0, 0.1], [1.0, 0.45], [0.9, 0.72]]), 0.15)], skin),
         Part([np.array([[0.84, 0.0], [1.08, 0.22], [0.84, 0.11]])], solid((235, 228, 205))),
         Part(
             [ellipse(0.5, -0.18, 0.24, 0.34)],
-            shaded(g * 0.82, sinus_noise(rng, 6, (8.0, 14.0)), 0.1),
+            wrinkled(g * 0.82, sinus_noise(rng, 6, (8.0, 14.0)), 0.09, 0.3),
             outline=False,
         ),
         Part([ellipse(0.8, -0.35, 0.035, 0.035, 8)], solid(DARK), outline=False),
