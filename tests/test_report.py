@@ -116,3 +116,11 @@ def test_page_renders_in_headless_chromium(report):
 
     res = check_page(report)
     assert res["errors"] == [] and res["images"] > 0 and res["broken"] == 0, res
+
+
+def test_counts_and_ranks_print_as_integers_values_keep_their_decimals():
+    from bamkit.report.html import cell
+
+    assert cell("rank", 1.0) == "1" and cell("n", 263.0) == "263"
+    assert cell("value", 1.0) == "1.000" and cell("rank", 1.5) == "1.500"
+    assert cell("rank", float("nan")) == "–"

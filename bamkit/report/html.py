@@ -52,6 +52,16 @@ class Doc:
         return [(b[1], b[2]) for b in self.blocks if b[0] == "fig"]
 
 
+_WHOLE = {"n", "rank", "n_pairs", "n_images", "n_undefined"}  # columns of counts and ranks
+
+
+def cell(header: Any, v: Any) -> str:
+    """A table cell: counts and ranks as integers (pandas stores them as floats beside NaN)."""
+    if str(header) in _WHOLE and isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return str(int(v))
+    return fmt(v)
+
+
 def fmt(v: Any, digits: int = 3) -> str:
     """Numbers to short text; NaN/None as an en dash."""
     if v is None:
@@ -92,7 +102,7 @@ def to_html(doc: Doc) -> str:
                 out.append(f"<caption>{e(caption)}</caption>")
             out.append("<tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
             for r in rows:
-                out.append("<tr>" + "".join(f"<td>{e(fmt(c))}</td>" for c in r) + "</tr>")
+                out.append("<tr>" + "".join(f"<td>{e(cell(h, c))}</td>" for h, c in zip(header, r)) + "</tr>")
             out.append("</table>")
         elif kind == "fig":
             _, name, png, caption = b
@@ -122,7 +132,10 @@ def to_markdown(doc: Doc, figure_dir: str = "figures") -> str:
                 out += [f"*{caption}*", ""]
             out.append("| " + " | ".join(str(h) for h in header) + " |")
             out.append("|" + "|".join("---" for _ in header) + "|")
-            out += ["| " + " | ".join(fmt(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+            out += [
+                "| " + " | ".join(cell(h, c).replace("|", "\\|") for h, c in zip(header, r)) + " |"
+                for r in rows
+            ]
             out.append("")
         elif kind == "fig":
             _, name, _, caption = b
