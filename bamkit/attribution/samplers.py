@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,6 +169,73 @@ class Sampler(ABC):
         return rebatch(self.parts(x, gens), batch_size)
 
 
+def blocked(total: int, batch_size: int, make: Callable[[int, int], SampleBatch]) -> Iterator[SampleBatch]:
+    """``make(lo, hi)`` for consecutive global sample ranges of ``batch_size`` rows (the last may be smaller).
+
+    The vectorised path of the built-in samplers: a batch is built in a few tensor operations from index
+    arithmetic over its sample range instead of concatenating per-image chunks (for small models the chunk
+    shuffling cost more than the forward + backward). Batch boundaries are those of :func:`rebatch`.
+    """
+    for lo in range(0, total, batch_size):
+        yield make(lo, min(total, lo + batch_size))
+
+
+class _ImageDraws:
+    """Per-image random blocks ``draw(j, out)`` (out: (per_image, ...)) served for global row ranges.
+
+    Image ``j``'s block is drawn exactly once, with its own generator and in :data:`DRAW_CHUNK` pieces (the
+    reproducibility contract), straight into the batch when the image lies inside it. Requested ranges never go
+    backwards, but the next one may start inside the last image of this one (a batch boundary inside an image,
+    or inside one noisy copy's path), so that image is drawn into a side buffer and kept (one image's worth).
+    """
+
+    def __init__(
+        self, per_image: int, shape: tuple[int, ...], like: torch.Tensor, draw: Callable, dtype=None
+    ) -> None:
+        self.per_image, self.shape, self.draw = per_image, shape, draw
+        self.kw = {"device": like.device, "dtype": dtype or like.dtype}
+        self.pending: tuple[int, torch.Tensor] | None = None
+
+    def rows(self, lo: int, hi: int) -> torch.Tensor:
+        """The draws of global rows ``lo..hi-1`` (image-major), shape (hi − lo, *shape)."""
+        n = self.per_image
+        out = torch.empty((hi - lo, *self.shape), **self.kw)
+        last = (hi - 1) // n
+        for j in range(lo // n, last + 1):
+            a, b = max(lo, j * n), min(hi, (j + 1) * n)
+            if self.pending is not None and self.pending[0] == j:
+                block = self.pending[1]
+            elif j < last and a == j * n:  # whole image inside, never asked for again: draw in place
+                self.draw(j, out[a - lo : b - lo])
+                continue
+            else:
+                block = torch.empty((n, *self.shape), **self.kw)
+                self.draw(j, block)
+            out[a - lo : b - lo] = block[a - j * n : b - j * n]
+            if j == last:  # the next range may start inside this image (ranges are non-decreasing)
+                self.pending = (j, block)
+        return out
+
+
+def _gather(t: torch.Tensor, idx: torch.Tensor, lo: int, hi: int, per: int) -> torch.Tensor:
+    """``t[idx]`` for image indices ``idx`` of rows lo..hi-1 (a plain view when one image covers them all)."""
+    if t.shape[0] == 1:
+        return t.expand(hi - lo, *t.shape[1:])
+    j0, j1 = lo // per, (hi - 1) // per
+    if j0 == j1:
+        return t[j0 : j0 + 1].expand(hi - lo, *t.shape[1:])
+    return t.index_select(0, idx)
+
+
+def _layout_of(probe: torch.Tensor) -> torch.memory_format:
+    """The memory format of ``probe``: batches are laid out as the per-image chunks of :meth:`Sampler.parts`
+    were (e.g. channels_last when the preprocessed inputs are), which the convolutions' speed and exact
+    numerics depend on."""
+    if not probe.is_contiguous() and probe.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def rebatch(parts: Iterator[SampleBatch], batch_size: int) -> Iterator[SampleBatch]:
     """Concatenate/split a stream of sample chunks into batches of ``batch_size`` rows, keeping order."""
     pending: list[SampleBatch] = []
@@ -243,6 +310,14 @@ class Identity(Sampler):
         n = x.shape[0]
         yield SampleBatch(x, torch.arange(n, device=x.device), torch.ones(n, device=x.device, dtype=x.dtype))
 
+    def batches(self, x: torch.Tensor, gens: list[torch.Generator], batch_size: int) -> Iterator[SampleBatch]:
+        ones = torch.ones(min(batch_size, x.shape[0]), device=x.device, dtype=x.dtype)
+        return blocked(
+            x.shape[0],
+            batch_size,
+            lambda lo, hi: SampleBatch(x[lo:hi], torch.arange(lo, hi, device=x.device), ones[: hi - lo]),
+        )
+
 
 class Gaussian(Sampler):
     """``x̃_i = x + ε_i``, ``ε_i ~ N(0, σ²)``, i = 1..n (SmoothGrad, Smilkov et al. 2017; SPEC §2.3).
@@ -309,6 +384,34 @@ class Gaussian(Sampler):
             eps = eps / s
         return eps
 
+    def draws(self, x: torch.Tensor, gens: list[torch.Generator]) -> _ImageDraws:
+        """Image ``j``'s ``n_samples`` noise draws in model space, exactly as :meth:`noise` chunk by chunk."""
+        scales = self.scales(x)
+        pix = _stats(self.mean, self.std, x)[1][0] if self.noise_space == "pixel" else None
+
+        def draw(j: int, out: torch.Tensor) -> None:
+            for a, b in _chunks(out.shape[0]):
+                out[a:b].normal_(generator=gens[j]).mul_(scales[j])
+            if pix is not None:
+                out.div_(pix)
+
+        return _ImageDraws(self.n_samples, tuple(x.shape[1:]), x, draw)
+
+    def batches(self, x: torch.Tensor, gens: list[torch.Generator], batch_size: int) -> Iterator[SampleBatch]:
+        n = self.n_samples
+        noise = self.draws(x, gens)
+        weight = torch.full((min(batch_size, x.shape[0] * n),), 1.0 / n, device=x.device, dtype=x.dtype)
+
+        fmt = _layout_of(x[:1] + torch.zeros_like(x[:1], memory_format=torch.contiguous_format))
+
+        def make(lo: int, hi: int) -> SampleBatch:
+            img = torch.arange(lo, hi, device=x.device) // n
+            eps = noise.rows(lo, hi)
+            inputs = (_gather(x, img, lo, hi, n) + eps).contiguous(memory_format=fmt)
+            return SampleBatch(inputs, img, weight[: hi - lo], offset=eps.neg_())
+
+        return blocked(x.shape[0] * n, batch_size, make)
+
     def parts(self, x: torch.Tensor, gens: list[torch.Generator]) -> Iterator[SampleBatch]:
         scales = self.scales(x)
         w = 1.0 / self.n_samples
@@ -374,6 +477,24 @@ class StraightPath(Sampler):
         for j in range(x.shape[0]):
             yield from self.path(x[j : j + 1], base[j : j + 1], j)
 
+    def batches(self, x: torch.Tensor, gens: list[torch.Generator], batch_size: int) -> Iterator[SampleBatch]:
+        m = self.n_steps
+        base = resolve_baseline(self.baseline, x, self.mean, self.std)
+        diff = x - base
+        alphas = torch.as_tensor(self.alphas, device=x.device, dtype=x.dtype)
+        weights = torch.as_tensor(self.weights, device=x.device, dtype=x.dtype)
+        fmt = _layout_of(base[:1] + alphas[:1].view(-1, 1, 1, 1) * (x[:1] - base[:1]))
+
+        def make(lo: int, hi: int) -> SampleBatch:
+            r = torch.arange(lo, hi, device=x.device)
+            img, step = r // m, r % m
+            d = _gather(diff, img, lo, hi, m)
+            inputs = _gather(base, img, lo, hi, m) + alphas[step].view(-1, 1, 1, 1) * d
+            inputs = inputs.contiguous(memory_format=fmt)
+            return SampleBatch(inputs, img, weights[step], d)
+
+        return blocked(x.shape[0] * m, batch_size, make)
+
 
 class NoisyPath(Sampler):
     """IG-SmoothGrad: ``n_samples`` noisy copies ``x + ε_k`` (as :class:`Gaussian`), each integrated along a
@@ -401,6 +522,33 @@ class NoisyPath(Sampler):
 
     def n_evals(self) -> int:
         return self.noise.n_samples * self.path.n_steps
+
+    def batches(self, x: torch.Tensor, gens: list[torch.Generator], batch_size: int) -> Iterator[SampleBatch]:
+        n, m = self.noise.n_samples, self.path.n_steps
+        base = resolve_baseline(self.path.baseline, x, self.path.mean, self.path.std)
+        alphas = torch.as_tensor(self.path.alphas, device=x.device, dtype=x.dtype)
+        weights = torch.as_tensor(self.path.weights, device=x.device, dtype=x.dtype)
+        noise = self.noise.draws(x, gens)
+        zero = torch.zeros_like(x[:1], memory_format=torch.contiguous_format)
+        fmt = _layout_of(base[:1] + alphas[:1].view(-1, 1, 1, 1) * ((x[:1] + zero) - base[:1]))
+
+        def make(lo: int, hi: int) -> SampleBatch:
+            r = torch.arange(lo, hi, device=x.device)
+            img, copy, step = r // (n * m), (r // m) % n, r % m
+            c0, c1 = (
+                lo // m,
+                (hi - 1) // m + 1,
+            )  # the noisy copies (global index image·n + copy) in this batch
+            cimg = torch.arange(c0, c1, device=x.device) // n
+            cbase = _gather(base, cimg, c0, c1, n)
+            diff = (_gather(x, cimg, c0, c1, n) + noise.rows(c0, c1)) - cbase  # end − baseline per copy
+            local = r // m - c0
+            d = diff.index_select(0, local)
+            inputs = cbase.index_select(0, local) + alphas[step].view(-1, 1, 1, 1) * d
+            inputs = inputs.contiguous(memory_format=fmt)
+            return SampleBatch(inputs, img, weights[step], d, copy, m, n)
+
+        return blocked(x.shape[0] * n * m, batch_size, make)
 
     def parts(self, x: torch.Tensor, gens: list[torch.Generator]) -> Iterator[SampleBatch]:
         scales = self.noise.scales(x)
@@ -454,6 +602,30 @@ class BernoulliDrop(Sampler):
 
     def n_evals(self) -> int:
         return self.n_samples
+
+    def batches(self, x: torch.Tensor, gens: list[torch.Generator], batch_size: int) -> Iterator[SampleBatch]:
+        n = self.n_samples
+        fill = resolve_baseline(self.fill, x[:1], self.mean, self.std)
+        c, h, w = x.shape[1:]
+        shape = (1, h, w) if self.per == "pixel" else (c, h, w)
+
+        def draw(j: int, out: torch.Tensor) -> None:
+            for a, b in _chunks(out.shape[0]):
+                out[a:b].uniform_(generator=gens[j])
+
+        u = _ImageDraws(n, shape, x, draw)
+        weight = torch.full((min(batch_size, x.shape[0] * n),), 1.0 / n, device=x.device, dtype=x.dtype)
+        fmt = _layout_of(
+            torch.where(torch.zeros((1, *shape), dtype=torch.bool, device=x.device), x[:1], fill)
+        )
+
+        def make(lo: int, hi: int) -> SampleBatch:
+            img = torch.arange(lo, hi, device=x.device) // n
+            xi = _gather(x, img, lo, hi, n)
+            xt = torch.where(u.rows(lo, hi) >= self.drop_p, xi, fill).contiguous(memory_format=fmt)
+            return SampleBatch(xt, img, weight[: hi - lo], offset=xi - xt)
+
+        return blocked(x.shape[0] * n, batch_size, make)
 
     def parts(self, x: torch.Tensor, gens: list[torch.Generator]) -> Iterator[SampleBatch]:
         fill = resolve_baseline(self.fill, x[:1], self.mean, self.std)

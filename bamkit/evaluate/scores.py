@@ -64,21 +64,10 @@ def compute_scores(
         elif name == "iauc":
             v = F.insertion_auc(model, x, m, target, protocol=f.auc_protocol, batch_size=bs, **_norm(pre)).auc
         elif name == "aupc":
-            parts = []
-            for i in range(x.shape[0]):  # one seed per image: independent of the batch it falls in
-                seed = int(seeds[i]) if seeds is not None else i
-                parts.append(
-                    F.aupc(
-                        model,
-                        x[i : i + 1],
-                        m[i : i + 1],
-                        target[i : i + 1],
-                        seed=seed,
-                        batch_size=bs,
-                        **_norm(pre),
-                    ).aupc
-                )
-            v = torch.cat(parts)
+            # one seed per image (the image's own draws, independent of the batch it falls in); one call
+            # shares the forward passes of all images (``aupc(x, seeds=s)[i] == aupc(x[i:i+1], seed=s[i])``)
+            per_image = [int(s) for s in seeds] if seeds is not None else list(range(x.shape[0]))
+            v = F.aupc(model, x, m, target, seeds=per_image, batch_size=bs, **_norm(pre)).aupc
         elif name == "dice":
             v = L.dice(m, masks)
         elif name == "logcosh_dice":
