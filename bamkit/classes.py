@@ -5,21 +5,54 @@ from __future__ import annotations
 # Sorted names give the label index, as in BAM's constructor (backpack 0 ... zebra 9).
 # COCO spells "stop sign" with a space; BAM's code used "stop_sign", which pycocotools does not know (SPEC §4.2).
 BAM_OBJECTS: tuple[str, ...] = (
-    "backpack", "bird", "dog", "elephant", "kite", "pizza", "stop sign", "toilet", "truck", "zebra",
+    "backpack",
+    "bird",
+    "dog",
+    "elephant",
+    "kite",
+    "pizza",
+    "stop sign",
+    "toilet",
+    "truck",
+    "zebra",
 )
 # COCO 2017 category ids of the BAM objects.
 COCO_IDS: dict[str, int] = {
-    "truck": 8, "stop sign": 13, "bird": 16, "dog": 18, "elephant": 22,
-    "zebra": 24, "backpack": 27, "kite": 38, "pizza": 59, "toilet": 70,
+    "truck": 8,
+    "stop sign": 13,
+    "bird": 16,
+    "dog": 18,
+    "elephant": 22,
+    "zebra": 24,
+    "backpack": 27,
+    "kite": 38,
+    "pizza": 59,
+    "toilet": 70,
 }
 # MiniPlaces category names ("track/outdoor" is nested) and their official indices.
 BAM_SCENES: tuple[str, ...] = (
-    "bamboo_forest", "bedroom", "bowling_alley", "bus_interior", "cockpit",
-    "corn_field", "laundromat", "runway", "ski_slope", "track/outdoor",
+    "bamboo_forest",
+    "bedroom",
+    "bowling_alley",
+    "bus_interior",
+    "cockpit",
+    "corn_field",
+    "laundromat",
+    "runway",
+    "ski_slope",
+    "track/outdoor",
 )
 MINIPLACES_IDS: dict[str, int] = {
-    "bamboo_forest": 12, "bedroom": 18, "bowling_alley": 22, "bus_interior": 25, "cockpit": 36,
-    "corn_field": 40, "laundromat": 60, "runway": 81, "ski_slope": 84, "track/outdoor": 95,
+    "bamboo_forest": 12,
+    "bedroom": 18,
+    "bowling_alley": 22,
+    "bus_interior": 25,
+    "cockpit": 36,
+    "corn_field": 40,
+    "laundromat": 60,
+    "runway": 81,
+    "ski_slope": 84,
+    "track/outdoor": 95,
 }
-COMMON_FEATURE = "dog"          # the object pasted into the commonality-k sets (BAM §3.2)
+COMMON_FEATURE = "dog"  # the object pasted into the commonality-k sets (BAM §3.2)
 ALWAYS_SCENE = "bamboo_forest"  # the scene class that always carries the dog in X^k

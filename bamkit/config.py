@@ -31,7 +31,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"cannot parse {str(p)!r}{where}: {getattr(e, 'problem', e)}; fix the YAML syntax") from None
+        raise ConfigError(
+            f"cannot parse {str(p)!r}{where}: {getattr(e, 'problem', e)}; fix the YAML syntax"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -60,7 +62,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {_type_name(tp)}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {_type_name(tp)}"
+        )
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(repr(a) for a in args)}")

@@ -31,15 +31,22 @@ class Preprocess:
 
     def _stats(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kw = {"device": ref.device, "dtype": ref.dtype}
-        return (torch.tensor(self.mean, **kw).view(1, -1, 1, 1), torch.tensor(self.std, **kw).view(1, -1, 1, 1))
+        return (
+            torch.tensor(self.mean, **kw).view(1, -1, 1, 1),
+            torch.tensor(self.std, **kw).view(1, -1, 1, 1),
+        )
 
     def pixels(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N,H,W,3) -> float (N,3,S,S) in [0, 1], bilinear resize (half-pixel centres, as PIL/cv2)."""
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 images of shape (N,H,W,3), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"expected uint8 images of shape (N,H,W,3), got {images.dtype} {tuple(images.shape)}"
+            )
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
             x = x.clamp_(0.0, 1.0)
         return x
 

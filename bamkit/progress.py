@@ -16,9 +16,19 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it", **kw: Any):
+def bar(
+    iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it", **kw: Any
+):
     """A tqdm bar (rate + ETA) that respects :func:`enabled`."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled(), dynamic_ncols=True,
-                mininterval=0.5, **kw)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not enabled(),
+        dynamic_ncols=True,
+        mininterval=0.5,
+        **kw,
+    )

@@ -12,8 +12,18 @@ from typing import Any
 
 import bamkit
 
-_PACKAGES = ("torch", "torchvision", "pytorch-lightning", "numpy", "h5py", "pycocotools", "albumentations",
-             "scipy", "captum", "zennit")
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "numpy",
+    "h5py",
+    "pycocotools",
+    "albumentations",
+    "scipy",
+    "captum",
+    "zennit",
+)
 
 
 def versions() -> dict[str, str]:

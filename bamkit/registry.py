@@ -59,7 +59,11 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), self._items, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        lister = f" ({self.list_command} lists all)" if self.list_command else f" (known: {', '.join(sorted(self._items))})"
+        lister = (
+            f" ({self.list_command} lists all)"
+            if self.list_command
+            else f" (known: {', '.join(sorted(self._items))})"
+        )
         return f"unknown {self.kind} {name!r}{hint}{lister}"
 
     def names(self) -> list[str]:

@@ -19,6 +19,7 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # see pytest_configure; re-set in case a library changed it
     yield
 
 

@@ -33,15 +33,6 @@ from bamkit.testing.models import SmallCNN, images, tiny_resnet
 # ------------------------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threading only adds barrier waits (40× slower on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class TwoLayer(nn.Module):
     """flatten -> W1 (no bias) -> ReLU -> W2: a hand-checkable guided-ReLU case (inputs (N,1,1,2))."""
 

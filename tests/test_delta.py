@@ -123,15 +123,6 @@ def write_checkpoint(path: Path, model: nn.Module) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is fastest, and two spin badly on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def batch():
     scene, dog, masks = images(np.random.default_rng(1), 4)

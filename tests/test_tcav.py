@@ -20,15 +20,6 @@ from bamkit.attribution.tcav import TCAV, tcav, train_cav
 from bamkit.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threading only adds barrier waits on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Head(nn.Module):
     def __init__(self, u: torch.Tensor, b: torch.Tensor, s: float) -> None:
         super().__init__()

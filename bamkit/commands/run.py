@@ -15,11 +15,18 @@ from bamkit.pipeline.run import STAGES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="run config YAML (default: the embedded demo, pipelines/demo.yaml)")
+    p.add_argument(
+        "config", nargs="?", help="run config YAML (default: the embedded demo, pipelines/demo.yaml)"
+    )
     p.add_argument("--out", default="bamkit_run", help="run folder (default: ./bamkit_run)")
     p.add_argument("--workers", type=int, help="worker processes for the dataset build")
-    p.add_argument("--only", action="append", choices=STAGES, default=[],
-                   help="run only this stage (repeatable); the others must be current")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=STAGES,
+        default=[],
+        help="run only this stage (repeatable); the others must be current",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

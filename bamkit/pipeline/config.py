@@ -30,8 +30,10 @@ class SourcesConfig:
         if self.synthetic and self.scale not in ("tiny", "demo"):
             raise ConfigError(f"sources.scale: {self.scale!r} is not one of 'tiny', 'demo'")
         if not self.synthetic and not (self.coco_annotations and self.coco_images and self.miniplaces):
-            raise ConfigError("sources: with synthetic: false, set coco_annotations, coco_images and miniplaces "
-                              "to your COCO instances JSON, COCO image folder and MiniPlaces root")
+            raise ConfigError(
+                "sources: with synthetic: false, set coco_annotations, coco_images and miniplaces "
+                "to your COCO instances JSON, COCO image folder and MiniPlaces root"
+            )
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RunConfig:
     delta: dict[str, Any] = field(default_factory=dict)
     suite: str = "evaluate/demo.yaml"
     seed: int = 0
+    smoke: bool = False  # shrink training and evaluation to a wiring check (tests)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

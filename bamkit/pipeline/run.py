@@ -98,8 +98,14 @@ def _source_paths(rc: RunConfig, lay: Layout, base: Path) -> dict[str, str]:
             "miniplaces": str(root / "miniplaces"),
         }
     s = rc.sources
-    return {k: str(resolve(v, base)) for k, v in
-            (("coco_annotations", s.coco_annotations), ("coco_images", s.coco_images), ("miniplaces", s.miniplaces))}
+    return {
+        k: str(resolve(v, base))
+        for k, v in (
+            ("coco_annotations", s.coco_annotations),
+            ("coco_images", s.coco_images),
+            ("miniplaces", s.miniplaces),
+        )
+    }
 
 
 def _stage_sources(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
@@ -128,7 +134,7 @@ def _stage_build(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dic
 def _stage_train(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
     from bamkit.train.runner import train_config
 
-    ckpts = train_config(resolve(rc.train, base), data=lay.data, out=lay.models)
+    ckpts = train_config(resolve(rc.train, base), data=lay.data, out=lay.models, smoke=rc.smoke)
     return [lay.rel(Path(c)) for c in ckpts], {"checkpoints": [Path(c).name for c in ckpts]}
 
 
@@ -158,8 +164,15 @@ def _stage_delta(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dic
 def _stage_evaluate(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
     from bamkit.evaluate import run_suite
 
-    results = run_suite(resolve(rc.suite, base), data=lay.data, models=lay.models, out=lay.results,
-                        patch_data=lay.delta, verify=lay.verify / "verify.json")
+    results = run_suite(
+        resolve(rc.suite, base),
+        data=lay.data,
+        models=lay.models,
+        out=lay.results,
+        patch_data=lay.delta,
+        verify=lay.verify / "verify.json",
+        smoke=rc.smoke or None,
+    )
     return [lay.rel(Path(results))], {}
 
 
@@ -171,8 +184,13 @@ def _stage_report(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], di
 
 
 _RUNNERS: dict[str, Callable[[RunConfig, Layout, Path], tuple[list[str], dict]]] = {
-    "sources": _stage_sources, "build": _stage_build, "train": _stage_train, "verify": _stage_verify,
-    "delta": _stage_delta, "evaluate": _stage_evaluate, "report": _stage_report,
+    "sources": _stage_sources,
+    "build": _stage_build,
+    "train": _stage_train,
+    "verify": _stage_verify,
+    "delta": _stage_delta,
+    "evaluate": _stage_evaluate,
+    "report": _stage_report,
 }
 
 
@@ -189,19 +207,24 @@ def _stage_config(stage: str, rc: RunConfig, lay: Layout, base: Path) -> Any:
 
         return {"recipe": dump_yaml(_recipe(rc, lay, base)), "version": __version__}
     if stage == "train":
-        return {"train": _file_text(resolve(rc.train, base)), "version": __version__}
+        return {"train": _file_text(resolve(rc.train, base)), "smoke": rc.smoke, "version": __version__}
     if stage == "verify":
         return {"strict": rc.verify_strict, "version": __version__}
     if stage == "delta":
         return {"model": rc.delta_model, "options": rc.delta, "version": __version__}
     if stage == "evaluate":
-        return {"suite": _file_text(resolve(rc.suite, base)), "version": __version__}
+        return {"suite": _file_text(resolve(rc.suite, base)), "smoke": rc.smoke, "version": __version__}
     return {"version": __version__}
 
 
 _UPSTREAM = {
-    "sources": (), "build": ("sources",), "train": ("build",), "verify": ("build", "train"),
-    "delta": ("build", "train"), "evaluate": ("build", "train", "verify", "delta"), "report": ("evaluate",),
+    "sources": (),
+    "build": ("sources",),
+    "train": ("build",),
+    "verify": ("build", "train"),
+    "delta": ("build", "train"),
+    "evaluate": ("build", "train", "verify", "delta"),
+    "report": ("evaluate",),
 }
 
 
@@ -212,7 +235,9 @@ def run_pipeline(rc: RunConfig, base: Path, out: str | Path, only: tuple[str, ..
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     for stage in STAGES:
-        key = stamps.stage_key(stage, _stage_config(stage, rc, lay, base), {u: keys[u] for u in _UPSTREAM[stage]})
+        key = stamps.stage_key(
+            stage, _stage_config(stage, rc, lay, base), {u: keys[u] for u in _UPSTREAM[stage]}
+        )
         keys[stage] = key
         if (only and stage not in only) or stamps.is_current(lay.out, stage, key):
             results.append(StageResult(stage, "skipped", 0.0))

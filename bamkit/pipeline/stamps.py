@@ -40,8 +40,14 @@ def read(out: Path, stage: str) -> Stamp | None:
     p = stamp_path(out, stage)
     try:
         d = json.loads(p.read_text())
-        return Stamp(d["stage"], d["key"], tuple(d["outputs"]), float(d["seconds"]), float(d["finished"]),
-                     d.get("info", {}))
+        return Stamp(
+            d["stage"],
+            d["key"],
+            tuple(d["outputs"]),
+            float(d["seconds"]),
+            float(d["finished"]),
+            d.get("info", {}),
+        )
     except (FileNotFoundError, KeyError, ValueError, TypeError):
         return None
 
@@ -53,6 +59,12 @@ def is_current(out: Path, stage: str, key: str) -> bool:
 
 
 def write(out: Path, stage: str, key: str, outputs: list[str], seconds: float, info: dict[str, Any]) -> None:
-    rec = {"stage": stage, "key": key, "outputs": outputs, "seconds": round(seconds, 3),
-           "finished": time.time(), "info": info}
+    rec = {
+        "stage": stage,
+        "key": key,
+        "outputs": outputs,
+        "seconds": round(seconds, 3),
+        "finished": time.time(),
+        "info": info,
+    }
     atomic.write_text(stamp_path(out, stage), json.dumps(rec, indent=2, default=str))
