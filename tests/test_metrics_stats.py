@@ -135,7 +135,9 @@ SPEC_DIRECTIONS = {  # SPEC §3.12
     "aupc": False,
     "autvc": False,
     "mutual_information": True,
-    "kendall_noise": None,
+    "kendall_noise": True,  # SPEC §3.12: protocol 1, higher τ at a fixed ε = more robust
+    "cosine_noise": True,
+    "cosine_masking": None,
     "kendall_masking": None,
 }
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bamkit import config as cfg
 from bamkit.errors import BamkitError, ConfigError
+from bamkit.metrics.registry import METRICS
 from bamkit.provenance import json_hash
 
 K_VALUES = tuple(f"{k / 10:.1f}" for k in range(1, 11))
@@ -54,59 +55,16 @@ STABILITY_PROTOCOL: dict[str, str] = {
     "kendall_masking": "masking",
     "cosine_masking": "masking",
 }
-# 2-D reducer (to_saliency mode) each metric reads (SPEC §1.3). BAM metrics: "bam"; GAG family: "abs_minmax".
-METRIC_REDUCER: dict[str, str] = {
-    "mcs": "bam",
-    "rmcs": "bam",
-    "idr": "bam",
-    "iir": "bam",
-    "attribution_change": "bam",
-    "rcap": "abs_minmax",
-    "dauc": "abs_minmax",
-    "iauc": "abs_minmax",
-    "dice": "abs_minmax",
-    "logcosh_dice": "abs_minmax",
-    "mae": "abs_minmax",
-    "sqrt_mae": "abs_minmax",
-    "rmse": "abs_minmax",
-    "pointing_game": "abs_minmax",
-    "aupc": "signed",
-    "autvc": "signed",
-    "mutual_information": "abs_minmax",
-    # stability compares the raw flattened attributions (SPEC §3.9), no 2-D reduction
-    "kendall_noise": "raw_flat",
-    "cosine_noise": "raw_flat",
-    "kendall_masking": "raw_flat",
-    "cosine_masking": "raw_flat",
-}
-# Direction of each summary metric (SPEC §3.12); None = not a score (a series, a correlation to read).
+# The 2-D reducer (to_saliency mode) and the direction of each metric come from the metric registry
+# (bamkit.metrics.registry, SPEC §1.3 / §3.12), so the two cannot drift apart.
+METRIC_REDUCER: dict[str, str] = {name: cls.reducer for name, cls in METRICS.items()}
+# Summary rows derived by the evaluate stage (baselines, correlations) are read, not ranked: None.
 HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "mcs": True,
+    **{name: cls.higher_is_better for name, cls in METRICS.items()},
     "mcs_random": None,
     "rmcs_rho": True,
     "rmcs_rho9": True,
-    "idr": True,
     "idr_random": None,
-    "iir": True,
-    "attribution_change": False,
-    "rcap": True,
-    "dauc": False,
-    "iauc": True,
-    "dice": True,
-    "logcosh_dice": False,
-    "mae": False,
-    "sqrt_mae": False,
-    "rmse": False,
-    "pointing_game": True,
-    "aupc": False,
-    "autvc": False,
-    "mutual_information": True,
-    # stability: per-image means over the levels; protocol 1 higher = more robust, protocol 2 is read from
-    # its curve and correlations (monotone decrease, strong τ–cosine relation), not ranked (SPEC §3.9/§3.12)
-    "kendall_noise": True,
-    "cosine_noise": True,
-    "kendall_masking": None,
-    "cosine_masking": None,
     "tau_cosine_r_noise": None,
     "tau_level_rho_noise": None,
     "tau_cosine_r_masking": None,

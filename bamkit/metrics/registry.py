@@ -233,10 +233,22 @@ class PointingGame(Metric):
 class KendallNoise(Metric):
     """Kendall τ / cosine of attributions under uniform input noise (protocol 1)."""
 
-    name, higher_is_better, reducer = "kendall_noise", None, "raw_flat"
+    # SPEC §3.12: under input noise a higher τ at a fixed ε means a more robust method; the evaluate stage
+    # ranks the per-image mean over the ε levels.
+    name, higher_is_better, reducer = "kendall_noise", True, "raw_flat"
     requires = frozenset({"explain", "images"})
     function, paper, defaults = "bamkit.metrics.stability.input_noise_stability", _PARK, {"variant": "b"}
-    note = "τ and cosine per ε; not a single score"
+    note = "τ per ε (mean over the levels is ranked); cosine alongside"
+
+
+@register
+class CosineNoise(Metric):
+    """Cosine similarity of attributions under uniform input noise (protocol 1)."""
+
+    name, higher_is_better, reducer = "cosine_noise", True, "raw_flat"
+    requires = frozenset({"explain", "images"})
+    function, paper, defaults = "bamkit.metrics.stability.input_noise_stability", _PARK, {}
+    note = "computed together with kendall_noise"
 
 
 @register
@@ -247,6 +259,16 @@ class KendallMasking(Metric):
     requires = frozenset({"explain", "images"})
     function, paper, defaults = "bamkit.metrics.stability.masking_stability", _PARK, {"variant": "b"}
     note = "τ and cosine per removed ratio; want a monotone decrease and a strong τ–cosine correlation"
+
+
+@register
+class CosineMasking(Metric):
+    """Cosine similarity of attributions under removal of the most-attributed pixels (protocol 2)."""
+
+    name, higher_is_better, reducer = "cosine_masking", None, "raw_flat"
+    requires = frozenset({"explain", "images"})
+    function, paper, defaults = "bamkit.metrics.stability.masking_stability", _PARK, {}
+    note = "computed together with kendall_masking; read from its curve, not ranked"
 
 
 @register
