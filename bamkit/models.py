@@ -198,8 +198,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         raw = p.read_bytes()
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    except Exception as e:  # arbitrary bytes make the unpickler raise anything (KeyError, IndexError, ...)
+        first = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}".rstrip(": ")
         raise DataError(
             f"cannot read checkpoint {str(p)!r} (corrupt or not a safe torch file: {first})"
         ) from None
@@ -261,7 +261,7 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, ClassifierMeta]:
             versions=dict(m.get("versions", {})),
         )
     except (KeyError, TypeError, RuntimeError, ConfigError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}".rstrip(": ")
         raise DataError(
             f"checkpoint {str(path)!r} is inconsistent ({first}); re-export it with 'bamkit train'"
         ) from None

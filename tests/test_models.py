@@ -171,3 +171,13 @@ def test_checkpoint_remembers_what_the_state_dict_cannot(tmp_path, pool):
     other.load_state_dict(net.state_dict())
     other.eval()
     assert not torch.allclose(other(x), net(x))  # the test would catch a wrong pooling
+
+
+@pytest.mark.parametrize("content", [b"hi\n", b"\x80\x02}q\x00.", bytes(range(256)) * 4])
+def test_arbitrary_bytes_are_a_one_line_error(tmp_path, content):
+    """Whatever the unpickler raises on garbage (KeyError, IndexError, ...), the user sees one DataError line."""
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content)
+    with pytest.raises(DataError) as e:
+        load_classifier(bad)
+    _one_line(e)
