@@ -13,17 +13,12 @@ from bamkit.cli import main
 from bamkit.data.h5 import BamFile
 from bamkit.models import load_classifier, read_checkpoint
 from bamkit.paths import shipped
-from bamkit.testing.train import built_tiny_dataset
+from bamkit.testing.train import TINY_TRAIN_OVERRIDES, built_tiny_dataset
 from bamkit.train.config import load_configs
 from bamkit.train.runner import train_config, train_one
 
 TINY = [
-    "model.arch=small_cnn",
-    "model.weights=none",
-    "model.input_size=32",
-    "model.width=4",
-    "trainer.accelerator=cpu",
-    "data.num_workers=0",
+    *TINY_TRAIN_OVERRIDES,
     "data.batch_size=50",
     "optim.name=adamw",
     "optim.lr=0.01",

@@ -14,18 +14,11 @@ from bamkit.cli import main
 from bamkit.data.h5 import BamFile
 from bamkit.models import load_classifier
 from bamkit.paths import shipped
-from bamkit.testing.train import built_tiny_dataset
+from bamkit.testing.train import TINY_TRAIN_OVERRIDES, built_tiny_dataset
 from bamkit.train.runner import train_config
 from bamkit.train.verify import PUBLISHED_K, Thresholds, confidence_rise, spearman, verify_models
 
-TINY = [
-    "model.arch=small_cnn",
-    "model.weights=none",
-    "model.input_size=32",
-    "model.width=4",
-    "trainer.accelerator=cpu",
-    "data.num_workers=0",
-]
+TINY = list(TINY_TRAIN_OVERRIDES)
 
 
 @pytest.fixture(scope="module")

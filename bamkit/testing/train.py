@@ -169,3 +169,14 @@ def built_tiny_dataset(root: str | Path) -> Path:
         sources = make_sources(root / "sources", scale="tiny")
         build_dataset(tiny_recipe(sources), out, workers=1)
     return out
+
+
+# Overrides that shrink any training config to a CPU wiring check (tiny CNN, 32 px, in-process loading).
+TINY_TRAIN_OVERRIDES: tuple[str, ...] = (
+    "model.arch=small_cnn",
+    "model.weights=none",
+    "model.input_size=32",
+    "model.width=4",
+    "trainer.accelerator=cpu",
+    "data.num_workers=0",
+)
