@@ -25,7 +25,7 @@ import torchvision
 
 import bamkit.attribution as A
 from bamkit.attribution.base import ExecOptions
-from bamkit.attribution.engine import SampledMethod, _precision_flags, forward_context, samples_per_image
+from bamkit.attribution.engine import SampledMethod, forward_context, precision_flags, samples_per_image
 
 BAM_SUITE = [
     "vanilla_gradient",
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         # it runs at PyTorch's defaults, which is what a captum user gets.
         with contextlib.ExitStack() as stack:
             if args.precision in ("fp32", "tf32"):
-                stack.enter_context(_precision_flags(args.precision))
+                stack.enter_context(precision_flags(args.precision))
             for n in suite:
                 per[n] = timed(lambda f=fns[n]: f(x.clone(), t), device, args.repeat)
         cap = sum(per.values())

@@ -147,7 +147,7 @@ def _compiled(model: nn.Module, key: Hashable) -> Callable[[torch.Tensor], torch
 
 
 @contextlib.contextmanager
-def _precision_flags(precision: str) -> Iterator[None]:
+def precision_flags(precision: str) -> Iterator[None]:
     """fp32 means IEEE fp32 (TF32 off even where PyTorch enables it for cuDNN by default); tf32 turns it on."""
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     on = precision == "tf32"
@@ -182,7 +182,7 @@ def forward_context(
     Kernels call it inside their ``bind``; everything is restored on exit. With ``opts.compile`` the forward (and
     through AOTAutograd the backward) is compiled once per (model, ``key``, precision, memory format).
     """
-    with _precision_flags(opts.precision), _memory_format(model, opts.channels_last):
+    with precision_flags(opts.precision), _memory_format(model, opts.channels_last):
         run = _compiled(model, (key, opts.precision, opts.channels_last)) if opts.compile else model
         bf16 = opts.precision == "bf16"
 
