@@ -61,3 +61,9 @@ def record(config: Any = None, seed: int | None = None, **extra: Any) -> dict[st
         rec["seed"] = int(seed)
     rec.update(extra)
     return rec
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (suite seed, set, row, ...): the same in every process, shard and run."""
+    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1

@@ -209,3 +209,26 @@ def test_bad_inputs_raise_bamkit_errors():
         M.mcs(torch.rand(3), torch.rand(4), torch.ones(3, dtype=torch.bool))
     with pytest.raises(DataError):
         M.mcs(torch.rand(3), torch.rand(3), torch.ones(4, dtype=torch.bool))
+
+
+def test_random_regions_are_one_implementation_and_do_not_depend_on_the_batch():
+    """The tensor form equals the keyed form the evaluate stage uses, and a row's region depends only on
+    (seed, key): drawing a subset of keys gives the same regions for those keys."""
+    import numpy as np
+
+    from bamkit.metrics.bam import keyed_random_regions
+
+    g = torch.Generator().manual_seed(1)
+    masks = torch.zeros(6, 12, 12, dtype=torch.bool)
+    for i in range(6):
+        y, x = torch.randint(0, 8, (2,), generator=g).tolist()
+        masks[i, y : y + 3 + i % 2, x : x + 2 + i % 3] = True
+    full = M.random_region_masks(masks, seed=5)
+    pool = np.arange(6)
+    keyed = keyed_random_regions(lambda r: masks.numpy()[r], pool, pool, pool, (12, 12), 5, "tensor")
+    assert torch.equal(full, torch.from_numpy(keyed))
+    part = keyed_random_regions(lambda r: masks.numpy()[r], pool[[4, 1]], pool, pool, (12, 12), 5, "tensor")
+    assert np.array_equal(part, keyed[[4, 1]])
+    # each region is another row's mask, moved: same pixel count as its donor, never the row's own mask
+    counts = masks.flatten(1).sum(1)
+    assert all(int(full[i].sum()) in counts.tolist() for i in range(6))

@@ -14,7 +14,6 @@ The random-region baselines (SPEC §3.1) replace the object mask by another imag
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -22,16 +21,12 @@ import numpy as np
 import pandas as pd
 
 from bamkit.evaluate.suite import METRIC_REDUCER, METRIC_SCENARIO, Suite
+from bamkit.metrics.bam import keyed_random_regions as random_region_masks  # noqa: F401  (runner, tests)
+from bamkit.provenance import derive_seed  # noqa: F401  (re-exported for the evaluate modules)
 
 log = logging.getLogger(__name__)
 
 FAITHFULNESS_SCORES = tuple(m for m, s in METRIC_SCENARIO.items() if s == "faithfulness")
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from any parts (suite seed, set, row, ...): stable across processes and shards."""
-    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 1
 
 
 @dataclass(frozen=True)
@@ -220,57 +215,6 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
             )
         )
     return legs, skipped
-
-
-def random_region_masks(
-    masks_of,
-    pairs: np.ndarray,
-    pool_pairs: np.ndarray,
-    pool_rows: np.ndarray,
-    shape: tuple[int, int],
-    seed: int,
-    scenario: str,
-) -> np.ndarray:
-    """MCS/IDR random-region baseline masks (SPEC §3.1, bamkit default [D]).
-
-    For each pair key, a generator seeded by (seed, scenario, pair) picks another pool member ("donor") and
-    places the donor's object mask, cropped to its box, at a uniformly random position. The draw depends only
-    on the pair key, so both members of a pair and every shard see the same region.
-
-    Args:
-        masks_of: ``rows -> bool (n, H, W)`` reader of the pool's masks.
-        pairs: (n,) the pair keys to draw for; pool_pairs/pool_rows: the pool (pair key -> its row).
-        shape: (H, W) of the masks.
-
-    Returns:
-        bool (n, H, W).
-    """
-    h, w = shape
-    out = np.zeros((len(pairs), h, w), dtype=bool)
-    if len(pool_pairs) == 0:
-        return out
-    donors = []
-    gens = []
-    for p in pairs.tolist():
-        g = np.random.default_rng(derive_seed(seed, "random_region", scenario, p))
-        j = int(g.integers(len(pool_pairs)))
-        if len(pool_pairs) > 1 and int(pool_pairs[j]) == p:  # another image's mask, never the own one
-            j = (j + 1 + int(g.integers(len(pool_pairs) - 1))) % len(pool_pairs)
-        donors.append(int(pool_rows[j]))
-        gens.append(g)
-    uniq, inv = np.unique(np.asarray(donors, dtype=np.int64), return_inverse=True)
-    dm = masks_of(uniq)
-    for i, g in enumerate(gens):
-        m = dm[inv[i]]
-        ys, xs = np.nonzero(m)
-        if len(ys) == 0:
-            continue
-        crop = m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        ch, cw = crop.shape
-        y0 = int(g.integers(h - ch + 1))
-        x0 = int(g.integers(w - cw + 1))
-        out[i, y0 : y0 + ch, x0 : x0 + cw] = crop
-    return out
 
 
 # -- pair metrics -----------------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from bamkit.errors import ConfigError, DataError
 from bamkit.metrics.functional import Score, as_bool, check_maps, check_same_shape
+from bamkit.provenance import derive_seed
 
 # BAM Fig. 2 bottom: bamboo-forest accuracy (%) with minus without the dog CF, per k (SPEC §5.1).
 ACC_DROP_PAPER: dict[float, float] = {
@@ -258,6 +260,57 @@ def relative_attribution_change(g_x: torch.Tensor, g_x_delta: torch.Tensor, corr
 
 
 # --------------------------------------------------------------------------------------------- baseline
+def keyed_random_regions(
+    masks_of,
+    pairs: np.ndarray,
+    pool_pairs: np.ndarray,
+    pool_rows: np.ndarray,
+    shape: tuple[int, int],
+    seed: int,
+    scenario: str,
+) -> np.ndarray:
+    """MCS/IDR random-region baseline masks (SPEC §3.1, bamkit default [D]).
+
+    For each pair key, a generator seeded by (seed, scenario, pair) picks another pool member ("donor") and
+    places the donor's object mask, cropped to its box, at a uniformly random position. The draw depends only
+    on the pair key, so both members of a pair and every shard see the same region.
+
+    Args:
+        masks_of: ``rows -> bool (n, H, W)`` reader of the pool's masks.
+        pairs: (n,) the pair keys to draw for; pool_pairs/pool_rows: the pool (pair key -> its row).
+        shape: (H, W) of the masks.
+
+    Returns:
+        bool (n, H, W).
+    """
+    h, w = shape
+    out = np.zeros((len(pairs), h, w), dtype=bool)
+    if len(pool_pairs) == 0:
+        return out
+    donors = []
+    gens = []
+    for p in pairs.tolist():
+        g = np.random.default_rng(derive_seed(seed, "random_region", scenario, p))
+        j = int(g.integers(len(pool_pairs)))
+        if len(pool_pairs) > 1 and int(pool_pairs[j]) == p:  # another image's mask, never the own one
+            j = (j + 1 + int(g.integers(len(pool_pairs) - 1))) % len(pool_pairs)
+        donors.append(int(pool_rows[j]))
+        gens.append(g)
+    uniq, inv = np.unique(np.asarray(donors, dtype=np.int64), return_inverse=True)
+    dm = masks_of(uniq)
+    for i, g in enumerate(gens):
+        m = dm[inv[i]]
+        ys, xs = np.nonzero(m)
+        if len(ys) == 0:
+            continue
+        crop = m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        ch, cw = crop.shape
+        y0 = int(g.integers(h - ch + 1))
+        x0 = int(g.integers(w - cw + 1))
+        out[i, y0 : y0 + ch, x0 : x0 + cw] = crop
+    return out
+
+
 def random_region_masks(
     masks: torch.Tensor,
     mode: Literal["other_mask", "rectangle"] = "other_mask",
@@ -266,6 +319,9 @@ def random_region_masks(
     aspect_range: Sequence[float] = (0.5, 2.0),
 ) -> torch.Tensor:
     """Random regions for the MCS/IDR random-mask baseline (BAM §5.1, App. G; generator per SPEC §3.1 [D]).
+
+    The in-memory form of :func:`keyed_random_regions` (which the evaluate stage calls with pair keys and a
+    lazily read pool): row i is keyed by its index.
 
     * ``"other_mask"``: row i gets the (non-empty) object mask of another randomly chosen row, moved to a
       uniformly random position where it fits entirely (same size distribution as the real masks).
@@ -287,31 +343,16 @@ def random_region_masks(
     n, h, w = masks.shape
     dev = masks.device
     m = masks.bool().cpu()
-    rows, cols = m.any(2), m.any(1)  # (N,H), (N,W)
-    nonempty = rows.any(1)
+    nonempty = m.flatten(1).any(1)
     ar_h, ar_w = torch.arange(h), torch.arange(w)
     if mode == "other_mask":
-        pool = nonempty.nonzero()[:, 0]
-        if len(pool) == 0:
-            return torch.zeros_like(masks, dtype=torch.bool)
-        # another row when possible: draw from the pool, re-draw (once, shifted) where it hit itself
-        pick = pool[torch.randint(len(pool), (n,), generator=g)]
-        if len(pool) > 1:
-            shift = torch.randint(1, len(pool), (n,), generator=g)
-            pos = torch.searchsorted(pool, pick)
-            pick = torch.where(pick == torch.arange(n), pool[(pos + shift) % len(pool)], pick)
-        y0 = torch.where(rows[pick], ar_h, h).min(1).values
-        y1 = torch.where(rows[pick], ar_h, -1).max(1).values + 1
-        x0 = torch.where(cols[pick], ar_w, w).min(1).values
-        x1 = torch.where(cols[pick], ar_w, -1).max(1).values + 1
-        bh, bw = y1 - y0, x1 - x0
-        ny = (torch.rand(n, generator=g) * (h - bh + 1)).floor().long()
-        nx = (torch.rand(n, generator=g) * (w - bw + 1)).floor().long()
-        sy = ar_h[None, :] - ny[:, None] + y0[:, None]  # source row for each target row, (N,H)
-        sx = ar_w[None, :] - nx[:, None] + x0[:, None]
-        inside = ((sy >= 0) & (sy < h))[:, :, None] & ((sx >= 0) & (sx < w))[:, None, :]
-        out = m[pick[:, None, None], sy.clamp(0, h - 1)[:, :, None], sx.clamp(0, w - 1)[:, None, :]] & inside
-        return out.to(dev)
+        # One implementation with the evaluate stage: each row's donor and position come from its own
+        # generator keyed by (seed, row), so a row's region does not depend on the other rows drawn with it.
+        base = int(torch.randint(2**62, (1,), generator=g)) if generator is not None else seed
+        pool = nonempty.nonzero()[:, 0].numpy()
+        keys = np.arange(n)
+        out = keyed_random_regions(lambda r: m.numpy()[r], keys, pool, pool, (h, w), base, "tensor")
+        return torch.from_numpy(out).to(dev)
     if mode == "rectangle":
         area = m.sum((1, 2)).double()
         lo, hi = math.log(aspect_range[0]), math.log(aspect_range[1])
