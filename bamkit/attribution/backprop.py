@@ -144,8 +144,11 @@ class GuidedBackprop(SampledMethod):
 
 
 def gaussian_sampler(m: Any) -> S.Gaussian:
-    """The SmoothGrad noise sampler of a method with ``n_samples``, ``sigma``, ``noise_space``, ``mean``, ``std``."""
-    return S.Gaussian(m.n_samples, m.sigma, m.noise_space, m.mean, m.std)
+    """The SmoothGrad noise sampler of a method with ``n_samples``, ``sigma``, ``noise_space``, ``mean``, ``std``
+    (and optionally ``sigma_mode``); shared by every noise-based method so equal settings give equal keys."""
+    return S.Gaussian(
+        m.n_samples, m.sigma, m.noise_space, m.mean, m.std, getattr(m, "sigma_mode", "relative")
+    )
 
 
 def set_smoothing(

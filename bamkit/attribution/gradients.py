@@ -18,6 +18,7 @@ from torch import nn
 
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
+from bamkit.attribution.backprop import gaussian_sampler
 from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, register
 from bamkit.attribution.engine import SampledMethod, forward_context, pad_batch, resolve_seeds
 from bamkit.errors import ConfigError
@@ -65,12 +66,6 @@ class InputGradient(Kernel):
                 return g[:n]
 
             yield fn
-
-
-def _gaussian(m: Any) -> S.Gaussian:
-    return S.Gaussian(
-        m.n_samples, m.sigma, m.noise_space, m.mean, m.std, getattr(m, "sigma_mode", "relative")
-    )
 
 
 def _set(m: Any, **params: Any) -> None:
@@ -149,7 +144,7 @@ class SmoothGrad(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.MeanSquare() if self.magnitude else R.Mean()
@@ -175,7 +170,7 @@ class SmoothGradSquared(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.MeanSquare()
@@ -210,7 +205,7 @@ class SmoothGradXInput(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.TimesInput(R.MeanSquare() if self.magnitude else R.Mean())
@@ -238,7 +233,7 @@ class VarGrad(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.Variance()
@@ -264,7 +259,7 @@ class AbsoluteGrad(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.MeanAbs()
@@ -311,7 +306,7 @@ class GuidedAbsoluteGrad(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.GuidedAbs(self.p, self.guide_normalize)
@@ -525,7 +520,7 @@ class SmoothTaylor(SampledMethod):
         return InputGradient()
 
     def sampler(self):
-        return _gaussian(self)
+        return gaussian_sampler(self)
 
     def reducer(self):
         return R.Taylor()
