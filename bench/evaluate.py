@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from bamkit.evaluate import evaluate
-    from bamkit.evaluate.suite import load_suite
+    from bamkit.evaluate import load_suite
     from bamkit.paths import shipped
 
     tmp = Path(tempfile.mkdtemp(prefix="bamkit-bench-"))

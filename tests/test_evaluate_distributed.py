@@ -7,7 +7,7 @@ import pytest
 
 import bamkit.attribution  # noqa: F401
 from bamkit.evaluate import evaluate
-from bamkit.evaluate.suite import suite_from_dict
+from bamkit.evaluate import suite_from_dict
 from bamkit.testing.evaluate import planted_models, write_planted_file
 
 

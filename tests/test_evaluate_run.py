@@ -13,9 +13,10 @@ import torch
 
 import bamkit.attribution  # noqa: F401
 import bamkit.metrics as M
+from bamkit.errors import DataError
 from bamkit.evaluate import evaluate, merge_shards
-from bamkit.evaluate.scenarios import random_region_masks
-from bamkit.evaluate.suite import suite_from_dict
+from bamkit.metrics.bam import keyed_random_regions
+from bamkit.evaluate import suite_from_dict
 from bamkit.testing.evaluate import planted_models, write_planted_file
 
 SIZE = 16
@@ -101,8 +102,8 @@ def test_faithfulness_scores_equal_direct_metric_calls(run, data, models):
     """RCAP in the table equals bamkit.metrics.rcap on the cached abs_minmax map of the same image."""
     from bamkit.data.h5 import BamFile
     from bamkit.evaluate.cache import AttributionCache
-    from bamkit.evaluate.runner import DataSets
-    from bamkit.evaluate.suite import MethodSpec
+    from bamkit.evaluate.datasets import DataSets
+    from bamkit.evaluate.methods import MethodSpec
 
     pi = pd.read_csv(run / "per_image.csv")
     f = pi[(pi.scenario == "faithfulness") & (pi.method == "VG")].sort_values("image")
@@ -219,28 +220,35 @@ def test_random_regions_depend_only_on_the_pair_key():
     masks[3, 7:9, 7:9] = True
     pool = np.arange(4)
     read = lambda r: masks[r]  # noqa: E731
-    full = random_region_masks(read, pool, pool, pool, (10, 10), 0, "mcs")
-    part = random_region_masks(read, pool[[3, 1]], pool, pool, (10, 10), 0, "mcs")
+    full = keyed_random_regions(read, pool, pool, pool, (10, 10), 0, "mcs")
+    part = keyed_random_regions(read, pool[[3, 1]], pool, pool, (10, 10), 0, "mcs")
     np.testing.assert_array_equal(full[[3, 1]], part)
     areas = sorted(int(m.sum()) for m in masks)
     for i, m in enumerate(full):  # another image's mask, moved: same area as some other mask
         assert int(m.sum()) in areas and not np.array_equal(m, masks[i])
 
 
-def test_accuracy_drop_is_read_from_the_verification_json():
-    """bamkit verify's k_series holds fractions; RMCS uses percentage points like the paper's Fig. 2."""
-    from bamkit.evaluate import _acc_drop
+def test_accuracy_drop_is_read_from_the_verification_files_real_serialisation(tmp_path):
+    """RMCS reads verify's own files: a VerifyResult saved by the verify stage, read back by the evaluate stage.
+    k_series holds fractions; RMCS uses percentage points like the paper's Fig. 2."""
+    from bamkit.evaluate.merge import verification
+    from bamkit.verify import Thresholds, VerifyResult, load_result
 
-    v = {
-        "passed": True,
-        "k_series": [
-            {"k": 0.1, "model": "f_k0.1", "n": 12, "acc_with": 0.9, "acc_without": 0.5, "drop": 0.4},
-            {"k": 1.0, "n": 12, "drop": -0.05},
-        ],
-        "published": {"k": {"0.1": {"with": 97, "without": 78}}},
-    }
-    assert _acc_drop(v) == {0.1: pytest.approx(40.0), 1.0: pytest.approx(-5.0)}
-    assert _acc_drop(None) is None and _acc_drop({"passed": True}) is None
+    res = VerifyResult("d.h5", "models", Thresholds())
+    res.k_series = [
+        {"k": 0.1, "model": "f_k0.1", "n": 12, "acc_with": 0.9, "acc_without": 0.5, "drop": 0.4},
+        {"k": 1.0, "model": "f_k1.0", "n": 12, "acc_with": 0.9, "acc_without": 0.95, "drop": -0.05},
+    ]
+    res.save(tmp_path / "verify.json")
+    back = load_result(tmp_path / "verify.json")
+    assert back.acc_drop() == {0.1: pytest.approx(40.0), 1.0: pytest.approx(-5.0)}
+    assert back.to_dict() == json.loads((tmp_path / "verify.json").read_text())
+    suite = suite_from_dict({"methods": ["vanilla_gradient"], "verify": str(tmp_path / "verify.json")})
+    (tmp_path / "out").mkdir()
+    assert verification(suite, tmp_path / "out").acc_drop() == back.acc_drop()
+    missing = suite_from_dict({"methods": ["vanilla_gradient"], "verify": str(tmp_path / "nope.json")})
+    with pytest.raises(DataError, match="nope.json"):
+        verification(missing, tmp_path / "out")
 
 
 def test_cli_evaluate_reports_a_missing_data_file_in_one_line(tmp_path, capsys):

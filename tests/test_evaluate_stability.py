@@ -21,9 +21,10 @@ import bamkit.attribution as A
 from bamkit.data.h5 import BamFile
 from bamkit.evaluate import evaluate
 from bamkit.evaluate import stability as S
-from bamkit.evaluate.scenarios import derive_seed
-from bamkit.evaluate.suite import suite_from_dict
+from bamkit.provenance import derive_seed
+from bamkit.evaluate import suite_from_dict
 from bamkit.metrics import input_noise_stability, masking_stability
+from bamkit.metrics.stability import masking_copies
 from bamkit.testing.evaluate import center_weight, planted_models, write_planted_file
 
 SIZE = 16
@@ -162,7 +163,7 @@ def test_masking_copies_unit():
     x = torch.rand(2, 3, 6, 6, generator=g) + 1.0  # never 0, so zeros mark the mask
     attr = torch.randn(2, 3, 6, 6, generator=g)
     fill = torch.tensor([-1.0, -2.0, -3.0])
-    for i, j, xh in S.masking_copies(x, attr, [0.0, 0.3, 1.0], fill):
+    for i, j, xh in masking_copies(x, attr, [0.0, 0.3, 1.0], fill):
         k = round([0.0, 0.3, 1.0][j] * 36)
         top = set(torch.argsort(attr[i].abs().mean(0).reshape(-1), descending=True)[:k].tolist())
         masked = (xh[0] == -1.0).reshape(-1)
@@ -204,21 +205,19 @@ def test_chunked_batches_equal_the_per_image_reference_protocols():
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     target = torch.tensor([0, 2, 1])
     rows = np.array([4, 9, 11])
-    attr_seeds, stab_seeds = S.image_seeds(suite, "obj_scene", rows)
+    attr_seeds, stab_seeds = S.image_seeds(suite.seed, "obj_scene", rows)
     res = S.stability_batch(
-        suite,
-        lambda labels: S.make_explain(model, {k: methods[k] for k in labels}),
+        suite.scenarios.stability,
+        lambda labels: S.make_explain(model, {k: methods[k] for k in labels}, target, attr_seeds),
         ["SG"],
         x,
-        target,
-        attr_seeds,
         stab_seeds,
         ("noise", "masking"),
         chunk=3,
     )
     for i in range(3):
 
-        def explain(z, i=i):
+        def explain(z, index, i=i):
             n = z.shape[0]
             return A.attribute(
                 model,
@@ -230,8 +229,8 @@ def test_chunked_batches_equal_the_per_image_reference_protocols():
                 seeds=attr_seeds[i].expand(n),
             )
 
-        ref_n = input_noise_stability(explain, x[i : i + 1], [0.2, 0.7], max_n=100, seed=stab_seeds[i])
-        ref_m = masking_stability(explain, x[i : i + 1], [0.1, 0.6], max_n=100, seed=stab_seeds[i])
+        ref_n = input_noise_stability(explain, x[i : i + 1], [0.2, 0.7], max_n=100, seeds=[stab_seeds[i]])
+        ref_m = masking_stability(explain, x[i : i + 1], [0.1, 0.6], max_n=100, seeds=[stab_seeds[i]])
         for proto, ref in (("noise", ref_n), ("masking", ref_m)):
             tau, cos = res[("SG", proto)]
             np.testing.assert_allclose(tau[i], ref.tau[0].double().numpy(), atol=1e-6)

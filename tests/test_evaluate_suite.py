@@ -8,7 +8,8 @@ import yaml
 import bamkit.attribution  # noqa: F401  (registers the built-in methods)
 from bamkit.errors import ConfigError
 from bamkit.evaluate import parse_shard
-from bamkit.evaluate.suite import MethodSpec, load_suite, suite_from_dict
+from bamkit.evaluate import load_suite, suite_from_dict
+from bamkit.evaluate.methods import MethodSpec
 from bamkit.paths import shipped
 
 BASE = {"name": "t", "data": "x.h5", "models": "m", "methods": [{"name": "vanilla_gradient", "label": "VG"}]}

@@ -173,14 +173,15 @@ def test_mi_rejects_model_space_inputs():
 # --------------------------------------------------------------------------------------------- protocols
 def test_input_noise_protocol_constant_explainer_is_perfectly_stable():
     fixed = torch.randn(2, 3, 8, 8)
-    res = M.input_noise_stability(lambda x: fixed.clone(), torch.randn(2, 3, 8, 8), epsilons=(0.1, 0.5, 1.0))
-    assert torch.allclose(res.tau, torch.ones(2, 3)) and torch.allclose(res.cosine, torch.ones(2, 3))
+    res = M.input_noise_stability(lambda x, i: fixed[i].clone(), torch.randn(2, 3, 8, 8), epsilons=(0.1, 0.5, 1.0))
+    one = torch.ones(2, 3, dtype=torch.float64)
+    assert torch.allclose(res.tau, one) and torch.allclose(res.cosine, one)
 
 
 def test_input_noise_is_one_sided_uniform_and_scaled():
     seen = []
 
-    def explain(x):
+    def explain(x, index):
         seen.append(x.clone())
         return x
 
@@ -195,17 +196,22 @@ def test_masking_protocol_fresh_copy_all_channels_ranked_by_clean_attribution():
     x = torch.rand(2, 3, 10, 10, generator=g) + 1.0  # strictly positive so masked pixels are recognisable
     seen = []
 
-    def explain(inp):
-        seen.append(inp.clone())
+    def explain(inp, index):
+        seen.append((inp.clone(), index.clone()))
         return inp * torch.linspace(0, 1, 100).reshape(1, 1, 10, 10)  # rank follows position
 
-    res = M.masking_stability(explain, x, ratios=(0.1, 0.3, 0.5))
+    ratios = (0.1, 0.3, 0.5)
+    res = M.masking_stability(explain, x, ratios=ratios, chunk=4)  # chunks mix images and ratios
     clean_rank = (x * torch.linspace(0, 1, 100).reshape(1, 1, 10, 10)).abs().mean(1).reshape(2, -1)
-    for r, inp in zip((0.1, 0.3, 0.5), seen[1:]):
-        zeroed = (inp == 0).all(1).reshape(2, -1)  # all channels zeroed together
-        assert ((inp == 0).any(1) == (inp == 0).all(1)).all()
-        assert (zeroed.sum(1) == round(r * 100)).all()  # not cumulative across ratios
-        top = torch.topk(clean_rank, round(r * 100), dim=1).indices
-        assert zeroed.gather(1, top).all()
+    copies = torch.cat([c for c, _ in seen[1:]])
+    images = torch.cat([i for _, i in seen[1:]])
+    assert images.tolist() == [0, 0, 0, 1, 1, 1]  # (image, level) order; index names each copy's image
+    for k, (inp, i) in enumerate(zip(copies, images.tolist())):
+        r = ratios[k % 3]
+        zeroed = (inp == 0).all(0).reshape(-1)  # all channels zeroed together
+        assert ((inp == 0).any(0) == (inp == 0).all(0)).all()
+        assert zeroed.sum() == round(r * 100)  # not cumulative across ratios
+        top = torch.topk(clean_rank[i], round(r * 100)).indices
+        assert zeroed[top].all()
     assert (res.tau[:, 0] > res.tau[:, -1]).all() and (res.cosine[:, 0] > res.cosine[:, -1]).all()
     assert res.tau_level_spearman < 0

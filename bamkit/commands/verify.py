@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bamkit.errors import CheckFailed
-    from bamkit.train.verify import Thresholds, verify_models
+    from bamkit.verify import Thresholds, verify_models
 
     th = Thresholds(
         min_full_acc=args.min_full_acc, max_chance_ratio=args.max_chance_ratio, max_k_rho=args.max_k_rho

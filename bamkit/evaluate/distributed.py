@@ -13,18 +13,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bamkit.evaluate.shards import run_shard, shard_name
 from bamkit.evaluate.suite import Suite
 
 log = logging.getLogger(__name__)
 
 
 def _rank_main(fabric, suite: Suite, out: Path, shard: tuple[int, int], loaded_models: dict[str, Any] | None):
-    from bamkit.evaluate import _run_shard, _shard_name
-
     world = fabric.world_size
     index, count = shard[0] * world + fabric.global_rank, shard[1] * world
-    others = tuple(_shard_name(i, count) for i in range(count) if i != index)
-    _run_shard(suite, out, index, count, loaded_models, device=fabric.device, concurrent=others)
+    others = tuple(shard_name(i, count) for i in range(count) if i != index)
+    run_shard(suite, out, index, count, loaded_models, device=fabric.device, concurrent=others)
     fabric.barrier()
 
 

@@ -28,10 +28,13 @@ from torch import nn
 from bamkit.errors import DataError
 from bamkit.evaluate import methods as methods_mod
 from bamkit.evaluate.cache import AttributionCache
-from bamkit.evaluate.scenarios import Leg, derive_seed, plan_legs, random_region_masks
-from bamkit.evaluate.scores import compute_scores
+from bamkit.evaluate.legs import Leg, plan_legs
+from bamkit.evaluate.stability import run_stability_leg
 from bamkit.evaluate.suite import Suite
+from bamkit.metrics.bam import keyed_random_regions, region_attribution
+from bamkit.metrics.registry import METRICS, ImageInputs
 from bamkit.progress import bar
+from bamkit.provenance import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,9 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _exec_options(suite: Suite):
+def _exec_options(e):
     from bamkit.attribution.base import ExecOptions
 
-    e = suite.execution
     return ExecOptions(
         precision=e.precision,
         channels_last=e.channels_last,
@@ -114,56 +116,6 @@ def _saliency(attr: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor
     return to_saliency(attr, mode=mode, return_flags=True)
 
 
-class DataSets:
-    """The dataset file plus optional extra files (``bamkit delta``'s patch file): a set is read from the first
-    file that has it. Each set also gets a content token for cache keys, so a rebuilt set (new recipe, new δ)
-    never reuses maps of the old one.
-    """
-
-    def __init__(self, path: str | Path, extra: tuple[str | Path, ...] = ()) -> None:
-        from bamkit.data.h5 import BamFile
-
-        self.files = [BamFile(path), *(BamFile(p) for p in extra if p is not None and Path(p).is_file())]
-        self._tokens: dict[str, str] = {}
-
-    def has(self, name: str) -> bool:
-        return any(f.has(name) for f in self.files)
-
-    def _file(self, name: str):
-        for f in self.files:
-            if f.has(name):
-                return f
-        return self.files[0]  # raises the dataset file's own "set not found" error
-
-    def __getitem__(self, name: str):
-        return self._file(name)[name]
-
-    def token(self, name: str) -> str:
-        """``<set>@<hash of the file's and set's attributes and length>``."""
-        if name not in self._tokens:
-            from bamkit.provenance import json_hash
-
-            f = self._file(name)
-            view = f[name]
-            fa = {
-                k: v
-                for k, v in f.attrs.items()
-                if k in ("recipe", "seed", "schema_version", "object_classes", "scene_classes", "image_size")
-            }
-            self._tokens[name] = f"{name}@{json_hash([fa, view.attrs, len(view)])[:12]}"
-        return self._tokens[name]
-
-    def close(self) -> None:
-        for f in self.files:
-            f.close()
-
-    def __enter__(self) -> DataSets:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 class ShardRunner:
     """Evaluates the legs of a suite that fall into shard ``index`` of ``count`` (see :meth:`Leg.shard`).
 
@@ -185,11 +137,12 @@ class ShardRunner:
         count: int = 1,
         examples_dir: Path | None = None,
     ) -> None:
-        self.suite, self.bam, self.models, self.cache = suite, bam, models, cache
+        self.bam, self.models, self.cache = bam, models, cache
+        self.scenarios, self.execution, self.seed = suite.scenarios, suite.execution, suite.seed
         self.index, self.count = index, count
         self.examples_dir = examples_dir
         self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.methods}
-        self.opts = _exec_options(suite)
+        self.opts = _exec_options(suite.execution)
         self.legs, self.skipped = plan_legs(suite, bam, set(models))
 
     # -- attributions -------------------------------------------------------------------------------------
@@ -212,7 +165,7 @@ class ShardRunner:
                 missing[label] = obj
         if not missing:
             return
-        seeds = torch.tensor([derive_seed(self.suite.seed, leg.set, int(r)) for r in rows], dtype=torch.long)
+        seeds = torch.tensor([derive_seed(self.seed, leg.set, int(r)) for r in rows], dtype=torch.long)
         attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
         pred = target.cpu().numpy()
         for label, attr in attrs.items():
@@ -235,14 +188,12 @@ class ShardRunner:
     # -- one leg ------------------------------------------------------------------------------------------
     def run_leg(self, leg: Leg) -> list[pd.DataFrame]:
         if leg.scenario == "stability":  # raw attributions of perturbed copies: no 2-D maps, no cache
-            from bamkit.evaluate.stability import run_stability_leg
-
             return run_stability_leg(self, leg)
         lm = self.models[leg.role]
         view = self.bam[leg.set]
         pre = lm.meta.preprocess
         dev = _device(lm.module)
-        bs = self.suite.execution.batch_size
+        bs = self.execution.batch_size
         frames = []
         example_pair = int(np.min(leg.pool_pairs)) if len(leg.pool_pairs) else -1
         steps = range(0, len(leg.rows), bs)
@@ -260,13 +211,13 @@ class ShardRunner:
             self._ensure_cached(leg, lm, rows, x, target, logit)
             rand = None
             if leg.random_baseline:
-                rand = random_region_masks(
+                rand = keyed_random_regions(
                     lambda r: view.read("masks", r),
                     pairs,
                     leg.pool_pairs,
                     self._pool_rows(leg),
                     tuple(masks_raw.shape[1:]),
-                    self.suite.seed,
+                    self.seed,
                     leg.scenario,
                 )
                 rand = pre.masks(torch.from_numpy(rand).to(dev))
@@ -290,8 +241,6 @@ class ShardRunner:
         return np.array([where[int(p)] for p in leg.pool_pairs], dtype=np.int64)
 
     def _rows(self, leg: Leg, lm: LoadedModel, label: str, rows, pairs, labels, entries, masks, rand, x):
-        from bamkit.metrics import region_attribution
-
         first = next(iter(entries.values()))
         pred = first.prediction
         df = pd.DataFrame(
@@ -318,13 +267,27 @@ class ShardRunner:
             if rand is not None:
                 df["g_c_random"] = region_attribution(sal, rand).double().cpu().numpy()
         if leg.scores:
-            tgt = torch.from_numpy(first.target).to(dev)
-            maps = {r: torch.from_numpy(e.maps).to(dev) for r, e in entries.items()}
-            seeds = np.array([derive_seed(self.suite.seed, "score", leg.set, int(r)) for r in rows]) % (2**31)
-            for name, values in compute_scores(
-                leg.scores, lm.module, x, maps, tgt, masks, lm.meta.preprocess, self.suite, seeds
-            ).items():
-                df[name] = values
+            f = self.scenarios.faithfulness
+            pre = lm.meta.preprocess
+            inp = ImageInputs(
+                model=lm.module,
+                x=x,
+                target=torch.from_numpy(first.target).to(dev),
+                maps={r: torch.from_numpy(e.maps).to(dev) for r, e in entries.items()},
+                masks=masks,
+                mean=pre.mean,
+                std=pre.std,
+                seeds=[derive_seed(self.seed, "score", leg.set, int(r)) % (2**31) for r in rows],
+                params={
+                    "lower_bound": f.lower_bound,
+                    "interval": f.interval,
+                    "auc_protocol": f.auc_protocol,
+                    "batch_size": self.execution.sample_batch_size,
+                },
+            )
+            for name in leg.scores:  # each metric's registered function, looked up now
+                values = METRICS.get(name).image_values(inp)
+                df[name] = torch.as_tensor(values).double().cpu().numpy()
         return df
 
     def _save_example(self, leg, lm, label, row, x, mask, entries, i, true_label) -> None:

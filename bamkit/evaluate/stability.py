@@ -11,10 +11,11 @@ deviation level, under two protocols.
 
 Pairing: the method runs on x and on every x̂ with the image's own seeds (the seeds of the other scenarios), so
 a stochastic method draws the same samples for both and the comparison measures the input change only.
-Batching: the perturbed copies of many images and all their levels are stacked and sent through
-``bamkit.attribution.attribute_many`` in chunks of ``batch_size`` copies (noise copies are shared by all
-methods in one call; masked copies depend on the method's own ranking, one call per method), and each chunk
-is reduced to τ and cosine at once, so memory stays bounded by one chunk of attributions.
+The protocols themselves are :func:`bamkit.metrics.stability.input_noise_stability` and
+:func:`~bamkit.metrics.stability.masking_stability` (looked up in the metric registry): they stack the perturbed
+copies of a batch of images and all their levels and send them through ``attribute_many`` in chunks of
+``batch_size`` copies (noise copies are shared by all methods in one call; masked copies depend on the method's
+own ranking, one call per method), so memory stays bounded by one chunk of attributions.
 
 Results: per-image rows with ``protocol``, ``level``, ``tau``, ``cosine``; per-image means over the levels as
 per-pair metrics ``kendall_<protocol>`` / ``cosine_<protocol>``; per method × protocol × level means
@@ -26,189 +27,92 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from bamkit.evaluate.scenarios import Leg, derive_seed
-from bamkit.evaluate.suite import Suite
+from bamkit.evaluate.legs import Leg
+from bamkit.evaluate.suite import StabilityScenario
+from bamkit.metrics.registry import METRICS
+from bamkit.metrics.stability import Explain
+from bamkit.provenance import derive_seed
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("noise", "masking")
-# Explain: (inputs (M,C,H,W), target (M,), seeds (M,)) -> label -> attributions (M,...)
-Explain = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+_PROTOCOL_METRIC = {"noise": "kendall_noise", "masking": "kendall_masking"}
 
 
-def make_explain(model: torch.nn.Module, methods: Mapping[str, Any], opts: Any = None) -> Explain:
-    """``explain(inputs, target, seeds)`` running ``methods`` (label -> Method) in one ``attribute_many`` call.
-
-    The per-image ``seeds`` make a copy's samples those of its clean image (paired noise, SPEC §3.9)."""
+def make_explain(
+    model: torch.nn.Module,
+    methods: Mapping[str, Any],
+    target: torch.Tensor,
+    seeds: torch.Tensor,
+    opts: Any = None,
+) -> Explain:
+    """``explain(inputs, index)`` running ``methods`` (label -> Method) in one ``attribute_many`` call, each copy
+    with the target and the attribution seeds of the clean image it comes from (``index``), so a copy's samples
+    are those of its clean image (paired noise, SPEC §3.9)."""
     import bamkit.attribution as A
 
-    def explain(inputs: torch.Tensor, target: torch.Tensor, seeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = A.attribute_many(model, inputs, target, dict(methods), seeds=seeds, opts=opts)
+    def explain(inputs: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = A.attribute_many(
+            model, inputs, target[index.to(target.device)], dict(methods), seeds=seeds[index], opts=opts
+        )
         return {k: v.detach() for k, v in out.items()}
 
     return explain
 
 
-# -- perturbed copies ---------------------------------------------------------------------------------------
-def noise_copies(
-    x: torch.Tensor, epsilons: Sequence[float], noise_seeds: Sequence[int]
-) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Protocol 1 copies ``(image index, level index, x̂ (C,H,W))`` in (image, level) order.
-
-    Image i draws ``u = 1 − U[0,1)`` (so u ∈ (0, 1]) from ``torch.Generator().manual_seed(noise_seeds[i])``,
-    one fresh draw per ε in order: the same numbers ``input_noise_stability(..., seed=noise_seeds[i])`` draws
-    for that image alone, whatever batch or shard it falls in.
-
-    Args:
-        x: (B,C,H,W) normalised inputs.
-    """
-    for i in range(x.shape[0]):
-        g = torch.Generator().manual_seed(int(noise_seeds[i]))
-        xi = x[i : i + 1]
-        for j, eps in enumerate(epsilons):
-            u = (1 - torch.rand(xi.shape, generator=g)).to(xi)
-            yield i, j, (xi + eps * u)[0]
-
-
-def removal_rank(attr: torch.Tensor) -> torch.Tensor:
-    """Rank of every pixel by the clean attribution's channel-mean |a|, 0 = most attributed (stable ties:
-    the earlier pixel in row-major order ranks first). (B,C',H,W) -> (B,H,W) long."""
-    n, _, h, w = attr.shape
-    score = attr.abs().mean(1).reshape(n, -1)
-    order = torch.sort(score, dim=1, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(h * w, device=order.device).expand(n, -1).contiguous())
-    return rank.reshape(n, h, w)
-
-
-def masking_copies(
-    x: torch.Tensor, attr: torch.Tensor, ratios: Sequence[float], fill: float | torch.Tensor = 0.0
-) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Protocol 2 copies ``(image index, level index, x̂ (C,H,W))``: the top ``round(ratio·H·W)`` pixels of the
-    clean ranking (:func:`removal_rank`) set to ``fill`` in all channels, each ratio on a fresh copy of x.
-
-    Args:
-        x: (B,C,H,W) normalised inputs.
-        attr: (B,C',H,W) clean attributions at input size (C' = C or 1).
-        fill: a number, or a (C,) / (C,H,W) tensor in model space (e.g. the black image).
-    """
-    n, _, h, w = x.shape
-    rank = removal_rank(attr).to(x.device)[:, None]  # (B,1,H,W)
-    f = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
-    f = f.view(-1, 1, 1) if f.ndim == 1 else f
-    for i in range(n):
-        for j, r in enumerate(ratios):
-            yield i, j, torch.where(rank[i] < round(r * h * w), f, x[i])
-
-
-def _chunks(it: Iterator, size: int) -> Iterator[list]:
-    buf: list = []
-    for item in it:
-        buf.append(item)
-        if len(buf) == size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
-def compare_copies(
-    explain: Explain,
-    clean: Mapping[str, torch.Tensor],
-    copies: Iterator[tuple[int, int, torch.Tensor]],
-    target: torch.Tensor,
-    attr_seeds: torch.Tensor,
-    tau_seeds: Sequence[int],
-    n_levels: int,
-    chunk: int,
-    variant: str = "b",
-    max_n: int | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """τ and cosine of every copy's attribution against its clean image's, chunk by chunk.
-
-    Args:
-        clean: label -> (B,...) clean attributions (the methods ``explain`` runs).
-        copies: ``(image index, level index, x̂)`` items (:func:`noise_copies`, :func:`masking_copies`).
-        target, attr_seeds: (B,) the clean images' targets and attribution seeds, repeated for their copies.
-        tau_seeds: (B,) seeds of the ``max_n`` element subsets (one subset per image, the same at every level).
-
-    Returns:
-        label -> (tau (B,L), cosine (B,L)) float64 arrays.
-    """
-    from bamkit.metrics.stability import cosine_similarity, kendall_tau
-
-    b = target.shape[0]
-    out = {k: (np.full((b, n_levels), np.nan), np.full((b, n_levels), np.nan)) for k in clean}
-    for part in _chunks(copies, chunk):
-        img = torch.tensor([p[0] for p in part], dtype=torch.long)
-        lev = [p[1] for p in part]
-        xs = torch.stack([p[2] for p in part])
-        hats = explain(xs, target[img.to(target.device)], attr_seeds[img])
-        for label, hat in hats.items():
-            ref = clean[label][img.to(clean[label].device)]
-            cos = cosine_similarity(ref, hat).double().cpu().numpy()
-            tau, cs = out[label]
-            for k, (i, j) in enumerate(zip(img.tolist(), lev)):
-                cs[i, j] = cos[k]
-                tau[i, j] = kendall_tau(ref[k], hat[k], variant=variant, max_n=max_n, seed=int(tau_seeds[i]))
-    return out
-
-
 # -- one leg ------------------------------------------------------------------------------------------------
-def image_seeds(suite: Suite, set_name: str, rows: np.ndarray) -> tuple[torch.Tensor, list[int]]:
+def image_seeds(seed: int, set_name: str, rows: np.ndarray) -> tuple[torch.Tensor, list[int]]:
     """(attribution seeds (B,) long — the seeds of every scenario's maps —, stability seeds (B,)) per row."""
-    attr = torch.tensor([derive_seed(suite.seed, set_name, int(r)) for r in rows], dtype=torch.long)
-    stab = [derive_seed(suite.seed, "stability", set_name, int(r)) for r in rows]
+    attr = torch.tensor([derive_seed(seed, set_name, int(r)) for r in rows], dtype=torch.long)
+    stab = [derive_seed(seed, "stability", set_name, int(r)) for r in rows]
     return attr, stab
 
 
-def _fill(suite: Suite, pre, x: torch.Tensor) -> float | torch.Tensor:
-    if suite.scenarios.stability.fill == "black":
+def _fill(st: StabilityScenario, pre, x: torch.Tensor) -> float | torch.Tensor:
+    if st.fill == "black":
         return pre.black(x[:1])[0]
     return 0.0  # normalised 0 = the dataset mean colour (SPEC §3.9)
 
 
 def stability_batch(
-    suite: Suite,
+    st: StabilityScenario,
     explain_of: Callable[[Sequence[str]], Explain],
     methods: Sequence[str],
     x: torch.Tensor,
-    target: torch.Tensor,
-    attr_seeds: torch.Tensor,
     stab_seeds: Sequence[int],
     protocols: Sequence[str],
     fill: float | torch.Tensor = 0.0,
     chunk: int = 64,
 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """Both protocols for one batch of images: ``(label, protocol) -> (tau (B,L), cosine (B,L))``.
+    """Both protocols for one batch of images: ``(label, protocol) -> (tau (B,L), cosine (B,L))``, computed by
+    the registry's protocol functions (:mod:`bamkit.metrics.stability`).
 
     Args:
-        explain_of: labels -> an :data:`Explain` running those methods (:func:`make_explain`).
+        explain_of: labels -> an :data:`~bamkit.metrics.stability.Explain` running those methods with each
+            image's target and attribution seeds (:func:`make_explain`).
         methods: the labels to evaluate.
-        x: (B,C,H,W) normalised inputs; target: (B,) the clean predictions (kept for every copy).
-        attr_seeds: (B,) long attribution seeds; stab_seeds: (B,) noise / τ-subset seeds.
+        x: (B,C,H,W) normalised inputs; stab_seeds: (B,) noise / τ-subset seeds.
         fill: protocol 2's fill value in model space.
         chunk: perturbed copies per ``attribute_many`` call.
     """
-    st = suite.scenarios.stability
     explain = explain_of(list(methods))
-    clean = explain(x, target, attr_seeds)
+    rows = torch.arange(x.shape[0])
+    clean = explain(x, rows)
     out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    common = {"variant": st.variant, "max_n": st.max_n}
+    common = {"variant": st.variant, "max_n": st.max_n, "seeds": stab_seeds, "chunk": chunk}
     if "noise" in protocols:
-        copies = noise_copies(x, st.epsilons, stab_seeds)
-        res = compare_copies(
-            explain, clean, copies, target, attr_seeds, stab_seeds, len(st.epsilons), chunk, **common
-        )
-        out.update({(k, "noise"): v for k, v in res.items()})
+        noise = METRICS.get(_PROTOCOL_METRIC["noise"]).resolve()
+        res = noise(explain, x, st.epsilons, clean=clean, **common)  # copies shared by every method
+        out.update({(k, "noise"): (r.tau.numpy(), r.cosine.numpy()) for k, r in res.items()})
     if "masking" in protocols:
+        masking = METRICS.get(_PROTOCOL_METRIC["masking"]).resolve()
         for label in methods:
             a = clean[label]
             if a.ndim != 4 or a.shape[-2:] != x.shape[-2:]:  # a map at another resolution cannot rank pixels
@@ -221,12 +125,13 @@ def stability_batch(
                 nan = np.full((x.shape[0], len(st.ratios)), np.nan)
                 out[(label, "masking")] = (nan, nan.copy())
                 continue
-            copies = masking_copies(x, a, st.ratios, fill)
             one = explain_of([label])  # masked copies depend on the method's own ranking
-            res = compare_copies(
-                one, {label: a}, copies, target, attr_seeds, stab_seeds, len(st.ratios), chunk, **common
-            )
-            out[(label, "masking")] = res[label]
+
+            def single(inputs: torch.Tensor, index: torch.Tensor, one=one, label=label) -> torch.Tensor:
+                return one(inputs, index)[label]
+
+            r = masking(single, x, st.ratios, fill, clean=a, **common)
+            out[(label, "masking")] = (r.tau.numpy(), r.cosine.numpy())
     return out
 
 
@@ -239,14 +144,10 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
     pre = lm.meta.preprocess
     p = next(iter(lm.module.parameters()), None)
     dev = p.device if p is not None else torch.device("cpu")
-    st = runner.suite.scenarios.stability
-    bs = runner.suite.execution.batch_size
+    st = runner.scenarios.stability
+    bs = runner.execution.batch_size
     chunk = st.batch_size or bs
     objs = {label: obj for label, (_, obj) in runner.methods.items()}
-
-    def explain_of(labels: Sequence[str]) -> Explain:
-        return make_explain(lm.module, {k: objs[k] for k in labels}, runner.opts)
-
     levels = {"noise": st.epsilons, "masking": st.ratios}
     frames = []
     steps = range(0, len(leg.rows), bs)
@@ -258,19 +159,12 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
             logits = lm.module(x)
         target = logits.argmax(1)
         logit = logits.gather(1, target[:, None])[:, 0].double().cpu().numpy()
-        attr_seeds, stab_seeds = image_seeds(runner.suite, leg.set, rows)
-        res = stability_batch(
-            runner.suite,
-            explain_of,
-            list(objs),
-            x,
-            target,
-            attr_seeds,
-            stab_seeds,
-            leg.scores,
-            _fill(runner.suite, pre, x),
-            chunk,
-        )
+        attr_seeds, stab_seeds = image_seeds(runner.seed, leg.set, rows)
+
+        def explain_of(labels: Sequence[str], target=target, attr_seeds=attr_seeds) -> Explain:
+            return make_explain(lm.module, {k: objs[k] for k in labels}, target, attr_seeds, runner.opts)
+
+        res = stability_batch(st, explain_of, list(objs), x, stab_seeds, leg.scores, _fill(st, pre, x), chunk)
         pred = target.cpu().numpy()
         for label in objs:
             for proto in leg.scores:
@@ -303,17 +197,17 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
 
 
 # -- tables -------------------------------------------------------------------------------------------------
-def _points(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+def _points(per_image: pd.DataFrame, st: StabilityScenario) -> pd.DataFrame:
     """The stability rows kept for summaries (the ``correct_only`` filter applied)."""
     if per_image.empty or "protocol" not in per_image:
         return per_image.iloc[0:0]
     d = per_image[per_image["scenario"] == "stability"]
-    if suite.scenarios.stability.correct_only:
+    if st.correct_only:
         d = d[d["correct"].astype(bool)]
     return d
 
 
-def pair_rows(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+def pair_rows(per_image: pd.DataFrame, st: StabilityScenario) -> pd.DataFrame:
     """Per-image means over the levels as per-pair rows ``kendall_<protocol>`` / ``cosine_<protocol>``
     (the levels where the value is defined; NaN levels are counted in :func:`level_table`)."""
     d = per_image[per_image["scenario"] == "stability"] if "protocol" in per_image else per_image.iloc[0:0]
@@ -325,7 +219,7 @@ def pair_rows(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
         g = p.groupby(["method", "image"], sort=False)
         means = g[["tau", "cosine"]].mean()  # pandas' mean skips NaN
         correct = g["correct"].first().astype(bool)
-        keep = correct if suite.scenarios.stability.correct_only else pd.Series(True, index=correct.index)
+        keep = correct if st.correct_only else pd.Series(True, index=correct.index)
         for col, metric in (("tau", f"kendall_{proto}"), ("cosine", f"cosine_{proto}")):
             v = means[col].to_numpy(float)
             out.append(
@@ -343,7 +237,7 @@ def pair_rows(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def level_table(per_image: pd.DataFrame, suite: Suite, methods: Sequence[str]) -> pd.DataFrame:
+def level_table(per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]) -> pd.DataFrame:
     """Per method × protocol × level: images, undefined values, mean/std of τ and cosine."""
     cols = [
         "method",
@@ -356,7 +250,7 @@ def level_table(per_image: pd.DataFrame, suite: Suite, methods: Sequence[str]) -
         "cosine_mean",
         "cosine_std",
     ]
-    d = _points(per_image, suite)
+    d = _points(per_image, st)
     rows = []
     for method in methods:
         for proto in PROTOCOLS:
@@ -380,13 +274,14 @@ def level_table(per_image: pd.DataFrame, suite: Suite, methods: Sequence[str]) -
     return pd.DataFrame(rows, columns=cols)
 
 
-def correlation_rows(per_image: pd.DataFrame, suite: Suite, methods: Sequence[str]) -> list[dict[str, Any]]:
+def correlation_rows(
+    per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]
+) -> list[dict[str, Any]]:
     """Summary rows per method × protocol: ``tau_cosine_r_<protocol>`` (Pearson r over every finite (image,
     level) point, the quantity Park and Wang & Kong discuss) and ``tau_level_rho_<protocol>`` (Spearman ρ of τ
-    with the level; protocol 2 wants a strong negative ρ). Not scores: no rank (SPEC §3.12)."""
-    from bamkit.metrics import stats
-
-    d = _points(per_image, suite)
+    with the level; protocol 2 wants a strong negative ρ). Not scores: no rank (SPEC §3.12). The correlation
+    functions are the registry's (``bamkit.metrics.stats``)."""
+    d = _points(per_image, st)
     rows = []
     for proto in PROTOCOLS:
         for method in methods:
@@ -399,7 +294,7 @@ def correlation_rows(per_image: pd.DataFrame, suite: Suite, methods: Sequence[st
                 (f"tau_cosine_r_{proto}", c[ok], t[ok]),
                 (f"tau_level_rho_{proto}", lv[np.isfinite(t)], t[np.isfinite(t)]),
             ):
-                fn = stats.pearson if metric.startswith("tau_cosine") else stats.spearman
+                fn = METRICS.get(metric).resolve()
                 r, pv = fn(xs.tolist(), ys.tolist()) if len(xs) >= 3 else (math.nan, math.nan)
                 rows.append(
                     {
@@ -417,10 +312,9 @@ def correlation_rows(per_image: pd.DataFrame, suite: Suite, methods: Sequence[st
     return rows
 
 
-def summary_section(per_image: pd.DataFrame, suite: Suite, methods: Sequence[str]) -> dict[str, Any]:
+def summary_section(per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]) -> dict[str, Any]:
     """The ``stability`` section of ``summary.json`` (the report's curves and tables)."""
-    st = suite.scenarios.stability
-    lt = level_table(per_image, suite, methods)
+    lt = level_table(per_image, st, methods)
     if lt.empty:
         return {}
     return {

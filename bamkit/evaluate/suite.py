@@ -1,112 +1,26 @@
 """Evaluation suites: which data, models, methods, metrics, scenarios and sample sizes (frozen dataclasses).
 
-A suite YAML is one instance of :class:`Suite`; everything is validated (method names and hyper-parameters
-against the attribution registry, metric names against the metric registry, roles against the scenarios)
-before any model runs, so a typo fails in a second instead of after an hour of attributions.
-
-Method entries follow HOUSE_STYLE: ``{name: integrated_gradients, label: IG, n_steps: 64}`` — ``name`` is a
-registered method or ``module:callable``, ``label`` the column name in tables (default: ``name``), every other
-key a hyper-parameter of the method's constructor.
+A suite YAML is one instance of :class:`Suite`; :mod:`bamkit.evaluate.validate` checks everything (method names
+and hyper-parameters against the attribution registry, metric names against the metric registry) before any
+model runs, so a typo fails in a second instead of after an hour of attributions. Which scenario produces a
+metric, its 2-D reducer and its direction are the metric registry's (:mod:`bamkit.metrics.registry`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from bamkit import config as cfg
-from bamkit.errors import BamkitError, ConfigError
-from bamkit.metrics.registry import METRICS
-from bamkit.provenance import json_hash
+from bamkit.errors import ConfigError
+from bamkit.evaluate.methods import MethodSpec
+from bamkit.metrics.registry import METRICS, SCENARIOS
+from bamkit.metrics.stability import LEVELS
 
 K_VALUES = tuple(f"{k / 10:.1f}" for k in range(1, 11))
 DEFAULT_ROLES = {"f_o": "f_o", "f_s": "f_s", "f_empty": "f_empty", **{f"f_k{k}": f"f_k{k}" for k in K_VALUES}}
 
-# Which scenario produces each metric (SPEC §3): BAM pair metrics and the seeds' per-image metrics.
-METRIC_SCENARIO: dict[str, str] = {
-    "mcs": "mcs",
-    "rmcs": "rmcs",
-    "idr": "idr",
-    "iir": "iir",
-    "attribution_change": "iir",
-    "rcap": "faithfulness",
-    "dauc": "faithfulness",
-    "iauc": "faithfulness",
-    "dice": "faithfulness",
-    "logcosh_dice": "faithfulness",
-    "mae": "faithfulness",
-    "sqrt_mae": "faithfulness",
-    "rmse": "faithfulness",
-    "pointing_game": "faithfulness",
-    "aupc": "faithfulness",
-    "autvc": "faithfulness",
-    "mutual_information": "faithfulness",
-    # stability (SPEC §3.9): τ and cosine are computed together; either name switches its protocol on
-    "kendall_noise": "stability",
-    "cosine_noise": "stability",
-    "kendall_masking": "stability",
-    "cosine_masking": "stability",
-}
-# Stability protocol of each stability metric name (SPEC §3.9: 1 = input noise, 2 = attribution-guided masking).
-STABILITY_PROTOCOL: dict[str, str] = {
-    "kendall_noise": "noise",
-    "cosine_noise": "noise",
-    "kendall_masking": "masking",
-    "cosine_masking": "masking",
-}
-# The 2-D reducer (to_saliency mode) and the direction of each metric come from the metric registry
-# (bamkit.metrics.registry, SPEC §1.3 / §3.12), so the two cannot drift apart.
-METRIC_REDUCER: dict[str, str] = {name: cls.reducer for name, cls in METRICS.items()}
-# Summary rows derived by the evaluate stage (baselines, correlations) are read, not ranked: None.
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    **{name: cls.higher_is_better for name, cls in METRICS.items()},
-    "mcs_random": None,
-    "rmcs_rho": True,
-    "rmcs_rho9": True,
-    "idr_random": None,
-    "tau_cosine_r_noise": None,
-    "tau_level_rho_noise": None,
-    "tau_cosine_r_masking": None,
-    "tau_level_rho_masking": None,
-}
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One attribution method of a suite.
-
-    Args:
-        label: the method's name in tables and plots ("SG", "IG", ...); unique within a suite.
-        name: a registered method (``bamkit methods``) or ``module:callable`` (a function
-            ``f(model, inputs, target) -> Tensor`` or a captum ``Attribution`` class/instance factory).
-        params: hyper-parameters for the method's constructor.
-    """
-
-    label: str
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """Cache key of what this method computes: the name and a hash of its parameters (not the label)."""
-        return f"{self.name.replace('/', '_').replace(':', '.')}-{json_hash(self.params)[:12]}"
-
-    @classmethod
-    def parse(cls, entry: Any, where: str) -> MethodSpec:
-        """``{name: ..., label: ..., **params}`` or a bare name string."""
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ConfigError(
-                f"{where}: expected {{name: <method>, ...params}} or a method name, got {entry!r}"
-            )
-        entry = dict(entry)
-        name = entry.pop("name")
-        label = entry.pop("label", None) or name
-        if not isinstance(label, str):
-            raise ConfigError(f"{where}.label: expected a string, got {label!r}")
-        return cls(label=label, name=name, params=entry)
+SCENARIO_KINDS = SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -171,9 +85,6 @@ class FaithfulnessScenario:
     lower_bound: int = 50
     interval: int = 10
     auc_protocol: Literal["gag10", "rise"] = "gag10"
-
-
-LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass(frozen=True)
@@ -297,16 +208,22 @@ class Suite:
         """The checkpoint stem (``<models>/<stem>.ckpt``) that plays ``role``."""
         return self.roles.get(role, DEFAULT_ROLES.get(role, role))
 
+    def metrics_of(self, kind: str) -> tuple[str, ...]:
+        """The listed metrics that scenario ``kind`` produces (the registry says which)."""
+        return tuple(m for m in self.metrics if m in METRICS and METRICS.get(m).scenario == kind)
+
     def scenario_enabled(self, kind: str) -> bool:
-        return getattr(self.scenarios, kind).enabled and any(
-            METRIC_SCENARIO.get(m) == kind for m in self.metrics
-        )
+        return getattr(self.scenarios, kind).enabled and bool(self.metrics_of(kind))
+
+    def reducers(self, kind: str) -> tuple[str, ...]:
+        """The ``to_saliency`` modes the metrics of scenario ``kind`` read (sorted)."""
+        return tuple(sorted({r for m in self.metrics_of(kind) if (r := METRICS.get(m).reducer) is not None}))
 
     def stability_protocols(self) -> tuple[str, ...]:
         """The stability protocols the listed metrics ask for, in order ("noise", "masking")."""
         if not self.scenarios.stability.enabled:
             return ()
-        want = {STABILITY_PROTOCOL[m] for m in self.metrics if m in STABILITY_PROTOCOL}
+        want = {METRICS.get(m).protocol for m in self.metrics_of("stability")}
         return tuple(p for p in ("noise", "masking") if p in want)
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,7 +251,8 @@ class Suite:
         )
 
 
-def _parse(data: dict[str, Any], where: str) -> Suite:
+def parse(data: dict[str, Any], where: str) -> Suite:
+    """A :class:`Suite` from a parsed YAML mapping (types checked; see :func:`~bamkit.evaluate.validate.validate`)."""
     data = dict(data)
     raw_methods = data.pop("methods", [])
     if not isinstance(raw_methods, list):
@@ -344,135 +262,6 @@ def _parse(data: dict[str, Any], where: str) -> Suite:
     return replace(suite, methods=methods)
 
 
-def validate(suite: Suite, where: str = "suite") -> Suite:
-    """Check method names/parameters and metric names before any model runs; return ``suite`` unchanged."""
-    if not suite.methods:
-        raise ConfigError(f"{where}: no methods; list at least one under 'methods:' or pass --method NAME")
-    labels = [m.label for m in suite.methods]
-    dup = sorted({x for x in labels if labels.count(x) > 1})
-    if dup:
-        raise ConfigError(
-            f"{where}.methods: label {dup[0]!r} is used twice; give each entry a unique 'label:'"
-        )
-    for i, m in enumerate(suite.methods):
-        _validate_method(m, f"{where}.methods[{i}]")
-    known = set(METRIC_SCENARIO)
-    try:  # the metric registry is the authority where it knows a name; METRIC_SCENARIO says where it runs
-        from bamkit.metrics import METRICS as _REG
-
-        registry = _REG
-    except ImportError:
-        registry = None
-    for name in suite.metrics:
-        if name not in known:
-            if registry is not None and name in registry:
-                raise ConfigError(
-                    f"{where}.metrics: metric {name!r} is registered but the evaluate stage does not "
-                    f"run it yet; supported: {', '.join(sorted(known))}"
-                )
-            import difflib
-
-            close = difflib.get_close_matches(name, sorted(known), n=2)
-            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ConfigError(f"{where}.metrics: unknown metric {name!r}{hint} (bamkit metrics lists all)")
-    if not any(suite.scenario_enabled(k) for k in SCENARIO_KINDS):
-        raise ConfigError(f"{where}: every scenario that the listed metrics need is disabled; enable one")
-    f = suite.scenarios.faithfulness
-    if f.interval < 1 or not 0 <= f.lower_bound < 100:
-        raise ConfigError(
-            f"{where}.scenarios.faithfulness: need 0 <= lower_bound < 100 and interval >= 1, got "
-            f"{f.lower_bound}/{f.interval}"
-        )
-    for kind in SCENARIO_KINDS:
-        mi = getattr(suite.scenarios, kind).max_images
-        if mi is not None and mi < 1:
-            raise ConfigError(f"{where}.scenarios.{kind}.max_images must be >= 1 or null, got {mi}")
-    _validate_stability(suite.scenarios.stability, f"{where}.scenarios.stability")
-    return suite
-
-
-def _validate_stability(st: StabilityScenario, where: str) -> None:
-    import math
-
-    for key, lo, hi in (("epsilons", 0.0, math.inf), ("ratios", 0.0, 1.0)):
-        levels = getattr(st, key)
-        if not levels:
-            raise ConfigError(f"{where}.{key}: expected at least one level, got an empty list")
-        bad = [v for v in levels if not (math.isfinite(v) and lo <= v <= hi)]
-        if bad:
-            raise ConfigError(
-                f"{where}.{key}: level {bad[0]!r} is outside [{lo}, {hi}]; use values such as 0.1 ... 1.0"
-            )
-        if len(set(levels)) != len(levels):
-            raise ConfigError(f"{where}.{key}: levels {list(levels)} repeat a value; list each level once")
-    if st.max_n is not None and st.max_n < 2:
-        raise ConfigError(f"{where}.max_n must be >= 2 or null (all elements), got {st.max_n}")
-    if st.batch_size is not None and st.batch_size < 1:
-        raise ConfigError(f"{where}.batch_size must be >= 1 or null, got {st.batch_size}")
-
-
-SCENARIO_KINDS = ("mcs", "rmcs", "idr", "iir", "faithfulness", "stability")
-
-
-def _validate_method(m: MethodSpec, where: str) -> None:
-    from bamkit.evaluate.methods import build
-
-    try:
-        obj = build(m)
-    except BamkitError as e:  # unknown names (registry) and bad parameters alike: one line, with the entry
-        raise ConfigError(f"{where}: {e}") from None
-    if getattr(obj, "output", "input") == "concept":
-        raise ConfigError(
-            f"{where}: {m.name!r} is a concept method (no attribution map); the evaluate stage "
-            "scores map methods — run TCAV through bamkit.attribution directly"
-        )
-
-
-def load_suite(
-    path: str | Path,
-    *,
-    data: str | Path | None = None,
-    models: str | Path | None = None,
-    methods: tuple[str, ...] | list[str] = (),
-    smoke: bool | None = None,
-    patch_data: str | Path | None = None,
-    verify: str | Path | None = None,
-) -> Suite:
-    """Load ``path``, apply CLI overrides, shrink when ``smoke``, and validate.
-
-    Args:
-        methods: extra methods (``--method``): registered names or ``module:callable``; they join the suite's
-            methods (a name already listed is not added twice).
-    """
-    suite = _parse(cfg.load_yaml(path), str(path))
-    over: dict[str, Any] = {}
-    if data is not None:
-        over["data"] = str(data)
-    if models is not None:
-        over["models"] = str(models)
-    if patch_data is not None:
-        over["patch_data"] = str(patch_data)
-    if verify is not None:
-        over["verify"] = str(verify)
-    if smoke is not None:
-        over["smoke"] = smoke
-    extra = [MethodSpec.parse(m, f"--method {m}") for m in methods]
-    have = {m.label for m in suite.methods}
-    over["methods"] = suite.methods + tuple(m for m in extra if m.label not in have)
-    suite = replace(suite, **over)
-    if suite.smoke:
-        suite = suite.shrunk()
-    return validate(suite, str(path))
-
-
-def suite_from_dict(data: dict[str, Any], where: str = "suite") -> Suite:
-    """Build and validate a suite from a mapping (tests, notebooks)."""
-    suite = _parse(data, where)
-    if suite.smoke:
-        suite = suite.shrunk()
-    return validate(suite, where)
-
-
 __all__ = [
     "Suite",
     "MethodSpec",
@@ -480,11 +269,7 @@ __all__ = [
     "Samples",
     "Execution",
     "StabilityScenario",
-    "load_suite",
-    "suite_from_dict",
-    "validate",
-    "METRIC_SCENARIO",
-    "METRIC_REDUCER",
-    "HIGHER_IS_BETTER",
-    "STABILITY_PROTOCOL",
+    "parse",
+    "K_VALUES",
+    "SCENARIO_KINDS",
 ]

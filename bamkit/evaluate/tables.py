@@ -2,7 +2,8 @@
 
 * ``per_image``: one row per (scenario, model, set, image, method): target, prediction, correct, g_c, the
   random-region g_c and every per-image score (CSV, plus Parquet when pyarrow is installed).
-* ``per_pair``: the BAM pair metrics per pair (scenarios.pair_table), with the correctness filter.
+* ``per_pair``: the BAM pair metrics per pair (:func:`bamkit.evaluate.pairs.pair_table`), with the correctness
+  filter.
 * ``summary``: per metric × method the full-pool value, n, the paper's trial protocol (mean ± std over
   ``n_trials`` random subsets of ``trial_size`` pairs, SPEC §1.5), a bootstrap 95 % CI and the rank;
   relative MCS adds Pearson ρ against the accuracy drop (9- and 10-point, SPEC §3.1).
@@ -22,10 +23,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from bamkit import atomic
-from bamkit.evaluate.scenarios import derive_seed
-from bamkit.evaluate.suite import HIGHER_IS_BETTER, K_VALUES, Suite
+from bamkit.evaluate import stability
+from bamkit.evaluate.pairs import PairTable
+from bamkit.evaluate.suite import K_VALUES, RMCSScenario, Samples, Suite
+from bamkit.metrics.functional import Score
+from bamkit.metrics.registry import METRICS, direction
+from bamkit.provenance import derive_seed
+from bamkit.published import BAM_ACC_DROP
 
 SUMMARY_COLUMNS = [
     "metric",
@@ -63,59 +70,73 @@ def _rank(values: pd.Series, higher: bool | None) -> pd.Series:
     return values.rank(ascending=not higher, method="min")
 
 
-def summarize_metric(values: np.ndarray, suite: Suite, metric: str, method: str) -> dict[str, Any]:
-    """Full-pool mean, trial mean/std and bootstrap CI of one method's included per-pair values."""
+def summarize_metric(
+    values: np.ndarray, samples: Samples, seed: int, metric: str, method: str, score: Score | None = None
+) -> dict[str, Any]:
+    """Full-pool value, trial mean/std and bootstrap CI of one method's included per-pair values.
+
+    Args:
+        score: the metric's registered function's result for these pairs (value and n); without one (per-image
+            metrics) the value is the mean of the included values.
+    """
     from bamkit.metrics import stats
 
-    s = suite.samples
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    row: dict[str, Any] = {"metric": metric, "method": method, "n": int(len(v))}
+    row: dict[str, Any] = {"metric": metric, "method": method, "n": int(len(v) if score is None else score.n)}
     if len(v) == 0:
         row.update(value=math.nan, trial_mean=math.nan, trial_std=math.nan, ci_low=math.nan, ci_high=math.nan)
         return row
-    seed = derive_seed(suite.seed, "stats", metric) % (2**31)  # same subsets for every method: paired
-    row["value"] = float(v.mean())
-    tr = stats.trials(v, n_trials=s.n_trials, trial_size=s.trial_size, seed=seed)
+    seed = derive_seed(seed, "stats", metric) % (2**31)  # same subsets for every method: paired
+    row["value"] = float(v.mean()) if score is None else float(score.value)
+    tr = stats.trials(v, n_trials=samples.n_trials, trial_size=samples.trial_size, seed=seed)
     row["trial_mean"], row["trial_std"] = tr.mean, tr.std
-    ci = stats.bootstrap_ci(v, n_boot=s.n_boot, alpha=s.alpha, seed=seed)
+    ci = stats.bootstrap_ci(v, n_boot=samples.n_boot, alpha=samples.alpha, seed=seed)
     row["ci_low"], row["ci_high"] = ci.low, ci.high
     return row
 
 
-def rmcs_rows(
-    pairs: pd.DataFrame, suite: Suite, acc_drop: dict[float, float] | None
-) -> tuple[list[dict], dict]:
-    """Pearson ρ of each method's relative-MCS series against the accuracy drop (SPEC §3.1, §5.1)."""
-    from bamkit.metrics import stats
-    from bamkit.metrics.bam import ACC_DROP_PAPER
+def _k_of(role: str) -> float:
+    return round(float(role.removeprefix("f_k")), 1)
 
-    drop = dict(ACC_DROP_PAPER if not acc_drop else acc_drop)
-    r = pairs[pairs["scenario"] == "rmcs"]
-    if r.empty:
+
+def rmcs_rows(
+    per_image: pd.DataFrame, sc: RMCSScenario, acc_drop: dict[float, float] | None
+) -> tuple[list[dict], dict]:
+    """Relative MCS per method by the registry's function (:func:`bamkit.metrics.bam.rmcs_series`): the series
+    over k and its Pearson ρ against the accuracy drop, 9 and 10 points (SPEC §3.1, §5.1)."""
+    d = per_image[per_image["scenario"] == "rmcs"] if len(per_image) else per_image
+    if d.empty:
         return [], {}
+    rmcs_series = METRICS.get("rmcs").resolve()
+    drop = dict(BAM_ACC_DROP if not acc_drop else acc_drop)
+    roles = [r for r in sc.models if (d["model"] == r).any()]
+    ks = sorted(_k_of(r) for r in roles)
+    full_drop = {k: drop.get(k, math.nan) for k in [*ks, 1.0]}  # NaN points drop out of ρ, visibly (n)
+    ref_all = d[d["model"] == sc.reference]
     series: dict[str, dict[str, float]] = {}
     rows = []
-    for method, d in r.groupby("method", sort=False):
-        # mean over the pairs both models classify correctly; NaN for a k with none (visible, never dropped)
-        means = d["value"].where(d["included"]).groupby(d["metric"]).mean()
-        ks = sorted(float(m.removeprefix("rmcs_k")) for m in means.index)
-        ser = [float(means[f"rmcs_k{k:.1f}"]) for k in ks]
-        series[method] = {f"{k:.1f}": s for k, s in zip(ks, ser)}
-        x = [drop.get(k, math.nan) for k in ks]
-        for name, xs, ys in (("rmcs_rho9", x, ser), ("rmcs_rho", [*x, drop.get(1.0, math.nan)], [*ser, 0.0])):
-            ok = [i for i, (a, b) in enumerate(zip(xs, ys)) if math.isfinite(a) and math.isfinite(b)]
-            rho, p = (
-                stats.pearson([xs[i] for i in ok], [ys[i] for i in ok])
-                if len(ok) >= 3
-                else (math.nan, math.nan)
-            )
+    for method in dict.fromkeys(d.loc[d["model"] == roles[0], "method"]) if roles else ():
+        ref = ref_all[ref_all["method"] == method].set_index("pair")
+        g_ref = torch.tensor(ref["g_c"].to_numpy(float))
+        c_ref = torch.tensor(ref["correct"].to_numpy(bool))
+        g_k, c_k = {}, {}
+        for role in roles:
+            a = d[(d["model"] == role) & (d["method"] == method)].set_index("pair").reindex(ref.index)
+            g_k[_k_of(role)] = torch.tensor(a["g_c"].to_numpy(float))
+            c_k[_k_of(role)] = torch.tensor(a["correct"].fillna(False).to_numpy(bool))
+        res = rmcs_series(g_k, g_ref, c_k, c_ref, acc_drop=full_drop)
+        series[method] = {f"{k:.1f}": s for k, s in zip(res.ks, res.series)}
+        x9 = [full_drop[k] for k in res.ks]
+        n9 = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x9, res.series))
+        n10 = n9 + int(math.isfinite(full_drop[1.0]))
+        for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10)):
             rows.append(
                 {
                     "metric": name,
                     "method": method,
                     "value": float(rho),
-                    "n": len(ok),
+                    "n": n,
                     "p_value": float(p),
                     "trial_mean": math.nan,
                     "trial_std": math.nan,
@@ -139,7 +160,7 @@ def paired_tests(pairs: pd.DataFrame, alpha: float = 0.05) -> list[dict[str, Any
 
     out = []
     for metric, d in pairs[pairs["included"] & (pairs["scenario"] != "rmcs")].groupby("metric", sort=False):
-        hib = HIGHER_IS_BETTER.get(metric)
+        hib = direction(metric)
         if hib is None:
             continue
         wide = d.pivot_table(index="pair", columns="method", values="value", aggfunc="first").dropna()
@@ -179,7 +200,7 @@ def ranking_agreement(summary: pd.DataFrame) -> dict[str, Any]:
         if d["method"].nunique() >= 2
     }
     metrics = list(table)
-    hib = {m: HIGHER_IS_BETTER.get(m) for m in metrics}
+    hib = {m: direction(m) for m in metrics}
     mat = [[1.0 if i == j else math.nan for j in range(len(metrics))] for i in range(len(metrics))]
     for a in stats.ranking_agreement(table, hib):
         i, j = metrics.index(a.metric_a), metrics.index(a.metric_b)
@@ -188,43 +209,45 @@ def ranking_agreement(summary: pd.DataFrame) -> dict[str, Any]:
 
 
 def summarize(
-    pairs: pd.DataFrame,
+    pairs: PairTable,
     suite: Suite,
     acc_drop: dict[float, float] | None = None,
     per_image: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, stability, tests,
-    agreement). ``per_image`` feeds the stability correlations over (image, level) points."""
+    agreement). ``per_image`` feeds relative MCS and the stability correlations over (image, level) points."""
+    frame = pairs.frame
     rows = []
-    inc = pairs[pairs["included"]] if len(pairs) else pairs
+    inc = frame[frame["included"]] if len(frame) else frame
     order = [m.label for m in suite.methods]
-    for metric in pairs.loc[pairs["scenario"] != "rmcs", "metric"].unique() if len(pairs) else []:
+    for metric in frame.loc[frame["scenario"] != "rmcs", "metric"].unique() if len(frame) else []:
         d = inc[inc["metric"] == metric]
         for method in order:
-            if ((pairs["metric"] == metric) & (pairs["method"] == method)).any():
+            if ((frame["metric"] == metric) & (frame["method"] == method)).any():
                 vals = d.loc[d["method"] == method, "value"].to_numpy(float)
-                rows.append(summarize_metric(vals, suite, metric, method))  # n = 0 rows stay visible
-    rrows, rinfo = rmcs_rows(pairs, suite, acc_drop) if len(pairs) else ([], {})
+                score = pairs.scores.get((metric, method))
+                rows.append(summarize_metric(vals, suite.samples, suite.seed, metric, method, score))
+    per_image = per_image if per_image is not None else pd.DataFrame()
+    rrows, rinfo = rmcs_rows(per_image, suite.scenarios.rmcs, acc_drop)
     rows.extend(rrows)
     stab: dict[str, Any] = {}
-    if per_image is not None and "protocol" in per_image:
-        from bamkit.evaluate import stability
-
-        rows.extend(stability.correlation_rows(per_image, suite, order))
-        stab = stability.summary_section(per_image, suite, order)
+    if "protocol" in per_image:
+        st = suite.scenarios.stability
+        rows.extend(stability.correlation_rows(per_image, st, order))
+        stab = stability.summary_section(per_image, st, order)
     summary = pd.DataFrame(rows)
     if summary.empty:
         summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
-    summary["higher_is_better"] = summary["metric"].map(lambda m: HIGHER_IS_BETTER.get(m))
+    summary["higher_is_better"] = summary["metric"].map(direction)
     summary["rank"] = np.nan
     for metric, idx in summary.groupby("metric", sort=False).groups.items():
-        summary.loc[idx, "rank"] = _rank(summary.loc[idx, "value"], HIGHER_IS_BETTER.get(metric))
+        summary.loc[idx, "rank"] = _rank(summary.loc[idx, "value"], direction(metric))
     cols = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
     summary = summary[cols]
     extra = {
         "rmcs": rinfo,
         "stability": stab,
-        "paired_tests": paired_tests(pairs, suite.samples.alpha) if len(pairs) else [],
+        "paired_tests": paired_tests(frame, suite.samples.alpha) if len(frame) else [],
         "agreement": ranking_agreement(summary),
     }
     return summary, extra

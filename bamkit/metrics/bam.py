@@ -24,20 +24,10 @@ import torch
 from bamkit.errors import ConfigError, DataError
 from bamkit.metrics.functional import Score, as_bool, check_maps, check_same_shape
 from bamkit.provenance import derive_seed
+from bamkit.published import BAM_ACC_DROP
 
 # BAM Fig. 2 bottom: bamboo-forest accuracy (%) with minus without the dog CF, per k (SPEC §5.1).
-ACC_DROP_PAPER: dict[float, float] = {
-    0.1: 19.0,
-    0.2: 21.0,
-    0.3: 15.0,
-    0.4: 20.0,
-    0.5: 18.0,
-    0.6: 14.0,
-    0.7: -1.0,
-    0.8: 0.0,
-    0.9: -1.0,
-    1.0: 2.0,
-}
+ACC_DROP_PAPER: dict[float, float] = BAM_ACC_DROP
 
 
 def region_attribution(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -90,7 +80,8 @@ def _score(values: torch.Tensor, correct: torch.Tensor, defined: torch.Tensor) -
     keep = correct & defined
     n = int(keep.sum())
     excluded = {"incorrect": int((~correct).sum()), "undefined": int((correct & ~defined).sum())}
-    value = float(values[keep].double().mean()) if n else math.nan
+    # numpy's pairwise sum: the same float as the evaluate stage's per-pair tables and statistics
+    value = float(values[keep].double().cpu().numpy().mean()) if n else math.nan
     return Score(value, n, excluded)
 
 

@@ -1,61 +1,138 @@
 """Metric metadata (Quantus-style class attributes) and the ``METRICS`` registry behind ``bamkit metrics``.
 
-Each entry says what the metric needs, which ``to_saliency`` reducer feeds it, which way is better and where
-it comes from; the maths stays in the pure functions it points to (mmengine's ``process``/``compute`` split:
-the evaluate stage gathers the inputs, the function computes).
+Each entry says what the metric needs, which ``to_saliency`` reducer feeds it, which way is better, which
+evaluation scenario produces it, its title in reports and where it comes from; the maths stays in the pure
+functions it names (mmengine's ``process``/``compute`` split: the evaluate stage gathers the inputs, the function
+computes). The evaluate stage looks every function up here at run time (:meth:`Metric.resolve`), so what the
+registry names is what computes the leaderboard:
+
+* pair metrics (MCS, IDR, IIR, App. C, relative MCS): ``per_pair`` gives the per-pair values of ``per_pair.csv``;
+  ``function`` (a :class:`~bamkit.metrics.functional.Score`, or :func:`~bamkit.metrics.bam.rmcs_series`) gives
+  the leaderboard value;
+* image metrics (RCAP, DAUC, Dice, ...): ``function`` on a batch, called through :meth:`Metric.image_values`;
+* stability metrics: ``function`` is the protocol of :mod:`bamkit.metrics.stability`;
+* derived rows (``derived_from`` set: random-region baselines, ρ of relative MCS, stability correlations) are
+  summary rows of another metric's scenario; a baseline is read, not ranked (``higher_is_better`` None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
+
 from bamkit.registry import Registry
+
+SCENARIOS = ("mcs", "rmcs", "idr", "iir", "faithfulness", "stability")
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """What an image metric may read, for one batch of N images (the evaluate stage fills it).
+
+    Attributes:
+        model: the classifier; x: (N,C,S,S) normalised inputs; target: (N,) long.
+        maps: reducer -> (N,S,S) 2-D maps; masks: (N,S,S) bool object masks.
+        mean, std: the model's input normalisation (places black and mean fills).
+        seeds: (N,) per-image seeds for stochastic metrics (results independent of batching).
+        params: scenario settings (``lower_bound``, ``interval``, ``auc_protocol``, ``batch_size``).
+    """
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    target: torch.Tensor
+    maps: Mapping[str, torch.Tensor]
+    masks: torch.Tensor
+    mean: Sequence[float]
+    std: Sequence[float]
+    seeds: Sequence[int] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def norm(self) -> dict[str, tuple[float, ...]]:
+        return {"mean": tuple(self.mean), "std": tuple(self.std)}
+
+    def pixels(self) -> torch.Tensor:
+        """(N,C,S,S) inputs back in [0, 1]."""
+        m = torch.tensor(self.mean, dtype=self.x.dtype, device=self.x.device).view(1, -1, 1, 1)
+        s = torch.tensor(self.std, dtype=self.x.dtype, device=self.x.device).view(1, -1, 1, 1)
+        return (self.x * s + m).clamp(0, 1)
 
 
 class Metric:
     """Metadata of one metric. Subclasses set the class attributes and are registered by name.
 
     Attributes:
-        name: registry name (also the YAML ``name:`` in an evaluation suite).
-        higher_is_better: True / False, or None when the output is not a single score.
+        name: registry name (also the name in an evaluation suite's ``metrics:``).
+        title: how reports caption it.
+        scenario: the evaluation scenario that produces it (one of :data:`SCENARIOS`).
+        higher_is_better: True / False, or None when it is read rather than ranked.
         requires: the inputs it needs, from {"saliency_bam", "saliency", "heatmap", "attributions",
             "masks", "model", "images", "pixels", "target", "pair", "correct", "explain"}.
         reducer: the ``to_saliency`` mode of its maps ("bam", "abs_minmax", "signed", "raw_flat") or None.
         per: "image" (one value per image), "pair" (per image pair) or "dataset".
-        function: dotted path of the pure function in ``bamkit.metrics``.
+        function: dotted path of the pure function in ``bamkit.metrics`` that computes it.
+        per_pair: pair metrics: dotted path of the per-pair function.
+        protocol: stability metrics: "noise" or "masking".
+        derived_from: derived summary rows: the metric whose scenario produces them.
         defaults: the paper's parameter defaults.
         paper: the source.
         note: caveats shown in listings.
     """
 
     name: ClassVar[str]
+    title: ClassVar[str] = ""
+    scenario: ClassVar[str]
     higher_is_better: ClassVar[bool | None]
-    requires: ClassVar[frozenset[str]]
-    reducer: ClassVar[str | None]
+    requires: ClassVar[frozenset[str]] = frozenset()
+    reducer: ClassVar[str | None] = None
     per: ClassVar[str] = "image"
     function: ClassVar[str]
+    per_pair: ClassVar[str | None] = None
+    protocol: ClassVar[str | None] = None
+    derived_from: ClassVar[str | None] = None
     defaults: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[str] = ""
     note: ClassVar[str] = ""
 
+    @staticmethod
+    def _lookup(path: str) -> Callable[..., Any]:
+        mod, _, attr = path.rpartition(".")
+        return getattr(importlib.import_module(mod), attr)
+
     @classmethod
     def resolve(cls) -> Callable[..., Any]:
-        """The pure function that computes this metric."""
-        import importlib
+        """The pure function that computes this metric (looked up now, so a wrapped function is seen)."""
+        return cls._lookup(cls.function)
 
-        mod, _, attr = cls.function.rpartition(".")
-        return getattr(importlib.import_module(mod), attr)
+    @classmethod
+    def resolve_per_pair(cls) -> Callable[..., Any]:
+        """The per-pair function of a pair metric."""
+        if cls.per_pair is None:
+            raise TypeError(f"metric {cls.name!r} has no per-pair function")
+        return cls._lookup(cls.per_pair)
+
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        """Image metrics: (N,) values for one batch (the function called with the inputs it needs)."""
+        raise TypeError(f"metric {cls.name!r} is not a per-image metric")
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {
             "name": cls.name,
+            "title": cls.title,
+            "scenario": cls.scenario,
             "higher_is_better": cls.higher_is_better,
             "requires": sorted(cls.requires),
             "reducer": cls.reducer,
             "per": cls.per,
             "function": cls.function,
+            "per_pair": cls.per_pair,
+            "derived_from": cls.derived_from,
             "defaults": dict(cls.defaults),
             "paper": cls.paper,
             "note": cls.note,
@@ -73,213 +150,343 @@ _SM = "Luo et al. 2025 (Sampling matters)"
 _PAIR_BAM = frozenset({"saliency_bam", "masks", "pair", "correct"})
 _MODEL = frozenset({"model", "images", "target", "saliency"})
 _MASK = frozenset({"saliency", "masks"})
+_BAM_FN = "bamkit.metrics.bam."
 
 
 def register(cls: type[Metric]) -> type[Metric]:
     """Class decorator: add a :class:`Metric` subclass to :data:`METRICS` under its ``name``."""
+    if cls.scenario not in SCENARIOS:
+        raise ValueError(f"metric {cls.name!r}: scenario {cls.scenario!r} is not one of {SCENARIOS}")
     METRICS.add(cls.name, cls)
     return cls
 
 
+def scored(names: Sequence[str], scenario: str) -> tuple[str, ...]:
+    """The metrics of ``names`` that ``scenario`` produces (registry order kept from ``names``)."""
+    return tuple(n for n in names if n in METRICS and METRICS.get(n).scenario == scenario)
+
+
+def direction(name: str) -> bool | None:
+    """``higher_is_better`` of a registered metric or derived row; None for anything else."""
+    return METRICS.get(name).higher_is_better if name in METRICS else None
+
+
 # --------------------------------------------------------------------------------------------- BAM
+class _PairMetric(Metric):
+    scenario, requires, reducer, per, paper = "mcs", _PAIR_BAM, "bam", "pair", _BAM
+
+
 @register
-class MCS(Metric):
+class MCS(_PairMetric):
     """Model Contrast Score: G_c(f_1) − G_c(f_2) on the same inputs (BAM §4.2)."""
 
-    name, higher_is_better, requires, reducer = "mcs", True, _PAIR_BAM, "bam"
-    per, function, paper = "pair", "bamkit.metrics.bam.mcs_score", _BAM
+    name, title, higher_is_better = "mcs", "Model contrast score (MCS, BAM §4.2)", True
+    function, per_pair = _BAM_FN + "mcs_score", _BAM_FN + "mcs_per_pair"
     note = "G_c(f_o) − G_c(f_s) on the same X_{o,s} inputs; random-region baseline alongside"
 
 
 @register
-class RelativeMCS(Metric):
+class MCSRandom(_PairMetric):
+    """MCS with the object mask replaced by a random region: the baseline of BAM Fig. 4."""
+
+    name, title, higher_is_better, derived_from = "mcs_random", "MCS, random region (baseline)", None, "mcs"
+    function, per_pair = _BAM_FN + "mcs_score", _BAM_FN + "mcs_per_pair"
+
+
+@register
+class RelativeMCS(_PairMetric):
     """Relative MCS over the commonality models and its Pearson ρ with the accuracy drop (BAM Fig. 6/13)."""
 
-    name, higher_is_better, requires, reducer = "rmcs", True, _PAIR_BAM, "bam"
-    per, function, paper = "dataset", "bamkit.metrics.bam.rmcs_series", _BAM
+    name, title, scenario, higher_is_better = "rmcs", "Relative MCS (BAM Fig. 6/13)", "rmcs", True
+    per = "dataset"
+    function, per_pair = _BAM_FN + "rmcs_series", _BAM_FN + "mcs_per_pair"
     note = "MCS of f^k vs f^1.0 per k and Pearson ρ with the accuracy drop (9 and 10 points)"
 
 
 @register
-class IDR(Metric):
+class RMCSRho(_PairMetric):
+    """Pearson ρ of the relative-MCS series with the accuracy drop, 10 points (k = 1.0 appended with MCS 0)."""
+
+    name, title, scenario, higher_is_better = (
+        "rmcs_rho",
+        "Relative MCS: Pearson ρ with the drop",
+        "rmcs",
+        True,
+    )
+    per, function, derived_from = "dataset", _BAM_FN + "rmcs_series", "rmcs"
+
+
+@register
+class RMCSRho9(_PairMetric):
+    """Pearson ρ of the relative-MCS series with the accuracy drop over k = 0.1 … 0.9."""
+
+    name, title, scenario, higher_is_better = "rmcs_rho9", "Relative MCS: ρ over 9 points", "rmcs", True
+    per, function, derived_from = "dataset", _BAM_FN + "rmcs_series", "rmcs"
+
+
+@register
+class IDR(_PairMetric):
     """Input Dependence Rate: share of pairs with less attribution on the unimportant object (BAM §4.3)."""
 
-    name, higher_is_better, requires, reducer = "idr", True, _PAIR_BAM, "bam"
-    per, function, paper = "pair", "bamkit.metrics.bam.idr_score", _BAM
+    name, title, scenario, higher_is_better = "idr", "Input dependence rate (IDR, BAM §4.3)", "idr", True
+    function, per_pair = _BAM_FN + "idr_score", _BAM_FN + "idr_per_pair"
     note = "strict <; random-region baseline ≈ 0.5"
 
 
 @register
-class IIR(Metric):
+class IDRRandom(_PairMetric):
+    """IDR with a random region instead of the object's: the ≈ 50 % baseline of BAM Fig. 8."""
+
+    name, title, scenario, higher_is_better = "idr_random", "IDR, random region (baseline)", "idr", None
+    function, per_pair, derived_from = _BAM_FN + "idr_score", _BAM_FN + "idr_per_pair", "idr"
+
+
+@register
+class IIR(_PairMetric):
     """Input Independence Rate: share of pairs whose g_c moves < t under the insignificant δ (BAM §4.4)."""
 
-    name, higher_is_better, requires, reducer = "iir", True, _PAIR_BAM, "bam"
-    per, function, paper = "pair", "bamkit.metrics.bam.iir_score", _BAM
+    name, scenario, higher_is_better = "iir", "iir", True
+    title = "Input independence rate (IIR, BAM §4.4, t = 10 %)"
+    function, per_pair = _BAM_FN + "iir_score", _BAM_FN + "iir_per_pair"
     defaults = {"t": 0.1}
 
 
 @register
-class AttributionChange(Metric):
+class AttributionChange(_PairMetric):
     """Mean relative attribution change under δ (BAM App. C)."""
 
-    name, higher_is_better, requires, reducer = "attribution_change", False, _PAIR_BAM, "bam"
-    per, function, paper = "pair", "bamkit.metrics.bam.relative_attribution_change", _BAM
+    name, scenario, higher_is_better = "attribution_change", "iir", False
+    title = "Average relative attribution change (BAM App. C)"
+    function = _BAM_FN + "relative_attribution_change"
+    per_pair = _BAM_FN + "relative_attribution_change_per_pair"
     note = "App. C; pairs with g_c(x) = 0 excluded and counted"
 
 
 # --------------------------------------------------------------------------------------------- faithfulness
+class _ModelMetric(Metric):
+    """Image metrics that run perturbed images through the model (GAG / SmoothTaylor protocols)."""
+
+    scenario, requires, reducer = "faithfulness", _MODEL, "abs_minmax"
+
+
 @register
-class RCAP(Metric):
+class RCAP(_ModelMetric):
     """ReCover And Predict (GAG §4.2 eq. 5)."""
 
-    name, higher_is_better, requires, reducer = "rcap", True, _MODEL, "abs_minmax"
+    name, title, higher_is_better = "rcap", "RCAP (GAG §4.2)", True
     function, paper = "bamkit.metrics.faithfulness.rcap", _GAG
     defaults = {"lower_bound": 50, "interval": 10}
 
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        p = inp.params
+        return cls.resolve()(
+            inp.model, inp.x, inp.maps[cls.reducer], inp.target, lower_bound=p["lower_bound"],
+            interval=p["interval"], batch_size=p["batch_size"], **inp.norm,
+        )  # fmt: skip
+
 
 @register
-class DAUC(Metric):
+class DAUC(_ModelMetric):
     """Deletion AUC (GAG 10-step protocol or RISE)."""
 
-    name, higher_is_better, requires, reducer = "dauc", False, _MODEL, "abs_minmax"
+    name, title, higher_is_better = "dauc", "Deletion AUC (GAG protocol)", False
     function, paper = "bamkit.metrics.faithfulness.deletion_auc", _GAG
     defaults = {"protocol": "gag10"}
     note = "max 0.9 under gag10; protocol='rise' for Petsiuk et al. 2018"
 
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        p = inp.params
+        return cls.resolve()(
+            inp.model, inp.x, inp.maps[cls.reducer], inp.target, protocol=p["auc_protocol"],
+            batch_size=p["batch_size"], **inp.norm,
+        ).auc  # fmt: skip
+
 
 @register
-class IAUC(Metric):
+class IAUC(DAUC):
     """Insertion AUC (GAG 10-step protocol or RISE)."""
 
-    name, higher_is_better, requires, reducer = "iauc", True, _MODEL, "abs_minmax"
-    function, paper = "bamkit.metrics.faithfulness.insertion_auc", _GAG
-    defaults = {"protocol": "gag10"}
-    note = "max 0.9 under gag10; protocol='rise' for Petsiuk et al. 2018"
+    name, title, higher_is_better = "iauc", "Insertion AUC (GAG protocol)", True
+    function = "bamkit.metrics.faithfulness.insertion_auc"
 
 
 @register
-class AUPC(Metric):
+class AUPC(_ModelMetric):
     """Area under SmoothTaylor's perturbation curve (sensitivity)."""
 
-    name, higher_is_better, reducer = "aupc", False, "signed"
+    name, title, higher_is_better, reducer = "aupc", "AUPC (SmoothTaylor)", False, "signed"
     requires = frozenset({"model", "images", "target", "heatmap"})
     function, paper = "bamkit.metrics.faithfulness.aupc", _ST
     defaults = {"kernel_size": 15, "n_regions": 30, "n_perturbations": 50}
+
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        # one seed per image (its own draws, independent of the batch it falls in); one call shares the
+        # forward passes of all images (``aupc(x, seeds=s)[i] == aupc(x[i:i+1], seed=s[i])``)
+        seeds = [int(s) for s in inp.seeds] if len(inp.seeds) else list(range(inp.x.shape[0]))
+        return cls.resolve()(
+            inp.model, inp.x, inp.maps[cls.reducer], inp.target, seeds=seeds,
+            batch_size=inp.params["batch_size"], **inp.norm,
+        ).aupc  # fmt: skip
 
 
 @register
 class AUTVC(Metric):
     """Area under the multi-scale average total variation curve (SmoothTaylor's noise level)."""
 
-    name, higher_is_better, requires, reducer = "autvc", False, frozenset({"heatmap"}), "signed"
+    name, title, scenario, higher_is_better = "autvc", "AUTVC (SmoothTaylor)", "faithfulness", False
+    requires, reducer = frozenset({"heatmap"}), "signed"
     function, paper = "bamkit.metrics.stability.autvc", _ST
     defaults = {"downscale": 1.5, "min_size": 30, "norm": 1, "even": "avg"}
     note = "even-N Simpson rule selectable (SciPy 1.11 changed it)"
 
-
-# --------------------------------------------------------------------------------------------- localisation
-@register
-class LogCoshDice(Metric):
-    """Log-cosh Dice loss against the object mask (GAG's L_lcdce)."""
-
-    name, higher_is_better, requires, reducer = "logcosh_dice", False, _MASK, "abs_minmax"
-    function, paper, defaults = "bamkit.metrics.localisation.logcosh_dice", _GAG, {"smooth": 1.0}
-
-
-@register
-class Dice(Metric):
-    """Soft Dice coefficient against the object mask."""
-
-    name, higher_is_better, requires, reducer = "dice", True, _MASK, "abs_minmax"
-    function, paper, defaults = "bamkit.metrics.localisation.dice", _GAG, {"smooth": 1.0}
-
-
-@register
-class MAE(Metric):
-    """Mean absolute error against the object mask."""
-
-    name, higher_is_better, requires, reducer = "mae", False, _MASK, "abs_minmax"
-    function, paper = "bamkit.metrics.localisation.mae", _GAG
-
-
-@register
-class SqrtMAE(Metric):
-    """Square root of the MAE (GAG's reported 'MAE')."""
-
-    name, higher_is_better, requires, reducer = "sqrt_mae", False, _MASK, "abs_minmax"
-    function, paper = "bamkit.metrics.localisation.sqrt_mae", _GAG
-    note = "what GAG reports as 'MAE'"
-
-
-@register
-class RMSE(Metric):
-    """Root mean squared error against the object mask (GAG code's 'MSE')."""
-
-    name, higher_is_better, requires, reducer = "rmse", False, _MASK, "abs_minmax"
-    function, paper = "bamkit.metrics.localisation.rmse", _GAG
-
-
-@register
-class PointingGame(Metric):
-    """Centroid of the top-30 % pixels inside the object mask."""
-
-    name, higher_is_better, requires, reducer = "pointing_game", True, _MASK, "abs_minmax"
-    function, paper, defaults = "bamkit.metrics.localisation.pointing_game", _GAG, {"quantile": 0.7}
-    note = "NaN for empty masks"
-
-
-# --------------------------------------------------------------------------------------------- stability
-@register
-class KendallNoise(Metric):
-    """Kendall τ / cosine of attributions under uniform input noise (protocol 1)."""
-
-    # SPEC §3.12: under input noise a higher τ at a fixed ε means a more robust method; the evaluate stage
-    # ranks the per-image mean over the ε levels.
-    name, higher_is_better, reducer = "kendall_noise", True, "raw_flat"
-    requires = frozenset({"explain", "images"})
-    function, paper, defaults = "bamkit.metrics.stability.input_noise_stability", _PARK, {"variant": "b"}
-    note = "τ per ε (mean over the levels is ranked); cosine alongside"
-
-
-@register
-class CosineNoise(Metric):
-    """Cosine similarity of attributions under uniform input noise (protocol 1)."""
-
-    name, higher_is_better, reducer = "cosine_noise", True, "raw_flat"
-    requires = frozenset({"explain", "images"})
-    function, paper, defaults = "bamkit.metrics.stability.input_noise_stability", _PARK, {}
-    note = "computed together with kendall_noise"
-
-
-@register
-class KendallMasking(Metric):
-    """Kendall τ / cosine under removal of the most-attributed pixels (Park's protocol 2)."""
-
-    name, higher_is_better, reducer = "kendall_masking", None, "raw_flat"
-    requires = frozenset({"explain", "images"})
-    function, paper, defaults = "bamkit.metrics.stability.masking_stability", _PARK, {"variant": "b"}
-    note = "τ and cosine per removed ratio; want a monotone decrease and a strong τ–cosine correlation"
-
-
-@register
-class CosineMasking(Metric):
-    """Cosine similarity of attributions under removal of the most-attributed pixels (protocol 2)."""
-
-    name, higher_is_better, reducer = "cosine_masking", None, "raw_flat"
-    requires = frozenset({"explain", "images"})
-    function, paper, defaults = "bamkit.metrics.stability.masking_stability", _PARK, {}
-    note = "computed together with kendall_masking; read from its curve, not ranked"
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        return cls.resolve()(inp.maps[cls.reducer]).autvc
 
 
 @register
 class MutualInformation(Metric):
     """Explanation certainty I(x; z) in nats (bamkit estimator)."""
 
-    name, higher_is_better, reducer = "mutual_information", True, "abs_minmax"
-    requires = frozenset({"pixels", "saliency"})
+    name, title, scenario, higher_is_better = "mutual_information", "Mutual information", "faithfulness", True
+    reducer, requires = "abs_minmax", frozenset({"pixels", "saliency"})
     function, paper = "bamkit.metrics.stability.mutual_information", _SM
     defaults = {"bins": 32, "estimator": "histogram"}
     note = "bamkit estimator (the paper's estimator is unspecified)"
+
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        return cls.resolve()(inp.pixels(), inp.maps[cls.reducer])
+
+
+# --------------------------------------------------------------------------------------------- localisation
+class _MaskMetric(Metric):
+    """Image metrics comparing the map with the object mask (GAG's ImageNet-S protocol)."""
+
+    scenario, requires, reducer, paper = "faithfulness", _MASK, "abs_minmax", _GAG
+
+    @classmethod
+    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+        return cls.resolve()(inp.maps[cls.reducer], inp.masks)
+
+
+@register
+class LogCoshDice(_MaskMetric):
+    """Log-cosh Dice loss against the object mask (GAG's L_lcdce)."""
+
+    name, title, higher_is_better = "logcosh_dice", "Log-cosh Dice loss (GAG)", False
+    function, defaults = "bamkit.metrics.localisation.logcosh_dice", {"smooth": 1.0}
+
+
+@register
+class Dice(_MaskMetric):
+    """Soft Dice coefficient against the object mask."""
+
+    name, title, higher_is_better = "dice", "Soft Dice", True
+    function, defaults = "bamkit.metrics.localisation.dice", {"smooth": 1.0}
+
+
+@register
+class MAE(_MaskMetric):
+    """Mean absolute error against the object mask."""
+
+    name, title, higher_is_better = "mae", "MAE", False
+    function = "bamkit.metrics.localisation.mae"
+
+
+@register
+class SqrtMAE(_MaskMetric):
+    """Square root of the MAE (GAG's reported 'MAE')."""
+
+    name, title, higher_is_better = "sqrt_mae", "sqrt(MAE) (GAG's 'MAE')", False
+    function, note = "bamkit.metrics.localisation.sqrt_mae", "what GAG reports as 'MAE'"
+
+
+@register
+class RMSE(_MaskMetric):
+    """Root mean squared error against the object mask (GAG code's 'MSE')."""
+
+    name, title, higher_is_better = "rmse", "RMSE", False
+    function = "bamkit.metrics.localisation.rmse"
+
+
+@register
+class PointingGame(_MaskMetric):
+    """Centroid of the top-30 % pixels inside the object mask."""
+
+    name, title, higher_is_better = "pointing_game", "Pointing game (GAG)", True
+    function, defaults = "bamkit.metrics.localisation.pointing_game", {"quantile": 0.7}
+    note = "NaN for empty masks"
+
+
+# --------------------------------------------------------------------------------------------- stability
+class _StabilityMetric(Metric):
+    scenario, reducer, paper = "stability", "raw_flat", _PARK
+    requires = frozenset({"explain", "images"})
+
+
+@register
+class KendallNoise(_StabilityMetric):
+    """Kendall τ / cosine of attributions under uniform input noise (protocol 1)."""
+
+    # SPEC §3.12: under input noise a higher τ at a fixed ε means a more robust method; the evaluate stage
+    # ranks the per-image mean over the ε levels.
+    name, title, higher_is_better, protocol = "kendall_noise", "Kendall τ under input noise", True, "noise"
+    function, defaults = "bamkit.metrics.stability.input_noise_stability", {"variant": "b"}
+    note = "τ per ε (mean over the levels is ranked); cosine alongside"
+
+
+@register
+class CosineNoise(_StabilityMetric):
+    """Cosine similarity of attributions under uniform input noise (protocol 1)."""
+
+    name, title, higher_is_better, protocol = "cosine_noise", "Cosine under input noise", True, "noise"
+    function, note = "bamkit.metrics.stability.input_noise_stability", "computed together with kendall_noise"
+
+
+@register
+class KendallMasking(_StabilityMetric):
+    """Kendall τ / cosine under removal of the most-attributed pixels (Park's protocol 2)."""
+
+    name, title, higher_is_better = "kendall_masking", "Kendall τ under masking", None
+    protocol, function = "masking", "bamkit.metrics.stability.masking_stability"
+    defaults = {"variant": "b"}
+    note = "τ and cosine per removed ratio; want a monotone decrease and a strong τ–cosine correlation"
+
+
+@register
+class CosineMasking(_StabilityMetric):
+    """Cosine similarity of attributions under removal of the most-attributed pixels (protocol 2)."""
+
+    name, title, higher_is_better = "cosine_masking", "Cosine under masking", None
+    protocol, function = "masking", "bamkit.metrics.stability.masking_stability"
+    note = "computed together with kendall_masking; read from its curve, not ranked"
+
+
+def _stability_rows() -> None:
+    """The derived stability rows: Pearson r(τ, cosine) and Spearman ρ(τ, level) per protocol (not ranked)."""
+    for proto in ("noise", "masking"):
+        for stem, fn, text in (
+            ("tau_cosine_r", "pearson", "Pearson r(τ, cosine)"),
+            ("tau_level_rho", "spearman", "Spearman ρ(τ, level)"),
+        ):
+            attrs = {
+                "name": f"{stem}_{proto}",
+                "title": f"{text}, {proto}",
+                "higher_is_better": None,
+                "protocol": proto,
+                "per": "dataset",
+                "function": f"bamkit.metrics.stats.{fn}",
+                "derived_from": f"kendall_{proto}",
+                "__doc__": f"{text} over every (image, level) point of protocol '{proto}'.",
+            }
+            register(type(f"_{stem}_{proto}", (_StabilityMetric,), attrs))
+
+
+_stability_rows()
 
 
 def names() -> list[str]:

@@ -139,7 +139,7 @@ def _stage_train(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dic
 
 
 def _stage_verify(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
-    from bamkit.train.verify import verify_models
+    from bamkit.verify import verify_models
 
     res = verify_models(lay.data, lay.models)
     lay.verify.mkdir(parents=True, exist_ok=True)

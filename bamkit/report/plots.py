@@ -118,22 +118,6 @@ def agreement_heatmap(metrics: list[str], tau: list[list[float | None]]) -> byte
     return _png(fig)
 
 
-def k_accuracy_figure(k_series: list[dict], published: dict[float, tuple[float, float]]) -> bytes:
-    """Verification (BAM Fig. 2 bottom): bamboo-forest accuracy with / without the dog per k."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    ks = [float(r["k"]) for r in k_series]
-    ax.plot(ks, [100 * _num(r.get("acc_with")) for r in k_series], "o-", label="with dog (measured)")
-    ax.plot(ks, [100 * _num(r.get("acc_without")) for r in k_series], "s-", label="without dog (measured)")
-    pk = sorted(published)
-    ax.plot(pk, [published[k][0] for k in pk], "o:", color="gray", ms=3, label="with (paper)")
-    ax.plot(pk, [published[k][1] for k in pk], "s:", color="silver", ms=3, label="without (paper)")
-    ax.set_xlabel("k")
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=7, frameon=False)
-    ax.set_title("Bamboo-forest accuracy of f_k (BAM Fig. 2 bottom)", fontsize=10)
-    return _png(fig)
-
-
 PROTOCOL_TITLES = {
     "noise": "protocol 1: input noise x + ε·u",
     "masking": "protocol 2: top-ratio pixels removed",

@@ -13,16 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from bamkit.metrics.registry import METRICS
 from bamkit.report.html import Doc, fmt
 
-# Summary rows that belong to this section rather than to the leaderboard (not scores: no rank).
-SECTION_ONLY = (
-    "kendall_masking",
-    "cosine_masking",
-    "tau_cosine_r_noise",
-    "tau_level_rho_noise",
-    "tau_cosine_r_masking",
-    "tau_level_rho_masking",
+# Summary rows that belong to this section rather than to the leaderboard: the stability rows that are read,
+# not ranked (the metric registry says which).
+SECTION_ONLY = tuple(
+    n for n, c in METRICS.items() if c.scenario == "stability" and c.higher_is_better is None
 )
 READING = (
     "Protocol 1: higher τ and cosine at a fixed ε = a more robust method. Protocol 2 is not a higher-is-"

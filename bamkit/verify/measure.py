@@ -1,4 +1,4 @@
-"""``bamkit verify``: BAM's Figure 2 on the user's models and data (Yang & Kim 2019, §3.3; SPEC §5.1).
+"""``bamkit verify``: BAM's Figure 2 measured on the user's models and data (Yang & Kim 2019, §3.3; SPEC §5.1).
 
 Top of Figure 2 — relative feature importance of f_o (object labels) and f_s (scene labels), on the validation
 rows of each set:
@@ -12,212 +12,31 @@ rows of each set:
 
 Bottom — for each commonality model f_k: bamboo-forest accuracy with the dog (``obj_scene`` rows dog × bamboo
 forest) and without it (the same composites in ``scene_only``, matched by ``pair_index``), and the drop; the drop
-should shrink as k grows (Spearman ρ(k, drop) < 0).
+should shrink as k grows.
 
 Rows without a label of their own (``scene_only`` has no object, ``obj_gray`` no scene) take the label of the
-composite they pair with in ``obj_scene``. :func:`verify_models` returns the result; the CLI turns failed
-orderings into a non-zero exit.
+composite they pair with in ``obj_scene``. :func:`verify_models` returns the
+:class:`~bamkit.verify.result.VerifyResult`; the CLI turns failed checks into a non-zero exit.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from bamkit import atomic, progress
+from bamkit import progress
 from bamkit.classes import ALWAYS_SCENE, COMMON_FEATURE
 from bamkit.data.h5 import SPLIT_VAL, BamFile
 from bamkit.errors import ConfigError, DataError
+from bamkit.metrics.stats import spearman
 from bamkit.models import ClassifierMeta, load_classifier
+from bamkit.verify.result import ROLE_SETS, Check, Thresholds, VerifyResult
 
-# SPEC §5.1 (BAM Fig. 2, ResNet-50 on the paper's data; the two confidence numbers' attribution is [U]).
-PUBLISHED_TOP = {
-    "f_o": {"acc_full": 0.911, "acc_cf_removed": 0.931, "conf_rise": 0.867, "acc_only_cf": 0.097},
-    "f_s": {"acc_full": 0.940, "acc_cf_removed": 0.955, "conf_rise": 0.795, "acc_only_cf": 0.098},
-}
-PUBLISHED_K = {  # k -> (with dog, without dog) bamboo-forest accuracy
-    0.1: (0.97, 0.78),
-    0.2: (0.98, 0.77),
-    0.3: (0.96, 0.81),
-    0.4: (0.95, 0.75),
-    0.5: (0.96, 0.78),
-    0.6: (0.95, 0.81),
-    0.7: (0.92, 0.93),
-    0.8: (0.93, 0.93),
-    0.9: (0.92, 0.93),
-    1.0: (0.95, 0.93),
-}
-# f_o keeps the object: its CF is the scene; f_s keeps the scene: its CF is the object.
-ROLE_SETS = {"f_o": ("obj_gray", "scene_only"), "f_s": ("scene_only", "obj_gray")}
 _K_NAME = re.compile(r"^f_k(\d+(?:\.\d+)?)$")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the expected orderings require (stated in the table).
-
-    Attributes:
-        min_full_acc: f_o and f_s accuracy on ``obj_scene`` must reach this.
-        max_chance_ratio: accuracy with only the CF kept must stay below this multiple of chance (1/classes).
-        max_k_rho: Spearman ρ between k and the bamboo-forest accuracy drop must be below this.
-        min_k_models: fewer k-models than this skips the ρ check.
-    """
-
-    min_full_acc: float = 0.5
-    max_chance_ratio: float = 2.0
-    max_k_rho: float = 0.0
-    min_k_models: int = 3
-
-
-@dataclass(frozen=True)
-class Check:
-    """One expected ordering and whether it held."""
-
-    name: str
-    passed: bool
-    measured: float | None
-    expected: str
-
-    def __str__(self) -> str:
-        m = "n/a" if self.measured is None or not math.isfinite(self.measured) else f"{self.measured:.3f}"
-        return f"{self.name}: {m} (expected {self.expected})"
-
-
-@dataclass
-class VerifyResult:
-    """Measured Figure 2 numbers, the published ones, and the checks."""
-
-    data: str
-    models_dir: str
-    thresholds: Thresholds
-    top: dict[str, dict[str, Any]] = field(default_factory=dict)
-    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
-    k_series: list[dict[str, Any]] = field(default_factory=list)
-    k_rho: float | None = None
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "data": self.data,
-            "models_dir": self.models_dir,
-            "passed": self.passed,
-            "thresholds": asdict(self.thresholds),
-            "top": self.top,
-            "other_models": self.extra,
-            "k_series": self.k_series,
-            "k_spearman_rho": self.k_rho,
-            "checks": [asdict(c) for c in self.checks],
-            "published": {
-                "top": PUBLISHED_TOP,
-                "k": {str(k): {"with": w, "without": wo} for k, (w, wo) in PUBLISHED_K.items()},
-            },
-        }
-
-    def table(self) -> str:
-        """A readable plain-text table: measured beside published, then the checks."""
-        pct = lambda v: "   -" if v is None or not math.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
-        lines = ["BAM Figure 2 (top): relative feature importance       measured  (published)"]
-        labels = [
-            ("acc_full", "accuracy on obj_scene"),
-            ("acc_cf_removed", "accuracy, common feature removed"),
-            ("conf_rise", "% correct with higher confidence w/o CF"),
-            ("acc_only_cf", "accuracy, only CF kept"),
-        ]
-        for role in ("f_o", "f_s"):
-            if role not in self.top:
-                continue
-            r = self.top[role]
-            lines.append(
-                f"  {role} (CF removed: {r['cf_removed_set']}, only CF: {r['only_cf_set']}; n={r['n']})"
-            )
-            for key, text in labels:
-                n = f"  n={r['n_conf_rise']}" if key == "conf_rise" else ""
-                lines.append(f"    {text:<44} {pct(r[key])}%  ({pct(PUBLISHED_TOP[role][key])}%){n}")
-        for name, r in self.extra.items():
-            accs = ", ".join(f"{s} {pct(v)}%" for s, v in r.items() if s != "n")
-            lines.append(f"  {name}: {accs}")
-        if self.k_series:
-            lines.append(
-                "BAM Figure 2 (bottom): bamboo-forest accuracy of f_k   with dog / without / drop  "
-                "(published)"
-            )
-            for r in self.k_series:
-                pub = PUBLISHED_K.get(round(r["k"], 1))
-                ptxt = f"({pct(pub[0])} / {pct(pub[1])} / {pct(pub[0] - pub[1])})" if pub else ""
-                lines.append(
-                    f"  k={r['k']:.1f} (n={r['n']:3d})  {pct(r['acc_with'])} / {pct(r['acc_without'])} / "
-                    f"{pct(r['drop'])}  {ptxt}"
-                )
-            rho = "n/a" if self.k_rho is None or not math.isfinite(self.k_rho) else f"{self.k_rho:+.3f}"
-            pub_rho = spearman(sorted(PUBLISHED_K), [w - wo for _, (w, wo) in sorted(PUBLISHED_K.items())])
-            lines.append(f"  Spearman rho(k, drop) = {rho}  (published: {pub_rho:+.3f})")
-        lines.append(f"Checks ({'all passed' if self.passed else f'{len(self.failures)} failed'}):")
-        lines += [f"  [{'ok' if c.passed else 'FAIL'}] {c}" for c in self.checks] or [
-            "  (no models to check)"
-        ]
-        return "\n".join(lines)
-
-    def save(self, out_json: str | Path) -> list[Path]:
-        """Write ``X.json``, ``X.txt`` (the table) and, with k-models, ``X_k.png``; returns the paths."""
-        j = Path(out_json)
-        atomic.write_text(j, json.dumps(self.to_dict(), indent=2, default=float) + "\n")
-        txt = j.with_suffix(".txt")
-        atomic.write_text(txt, self.table() + "\n")
-        paths = [j, txt]
-        if self.k_series:
-            paths.append(plot_k_series(self.k_series, j.with_name(j.stem + "_k.png")))
-        return paths
-
-
-def plot_k_series(series: list[dict[str, Any]], path: str | Path) -> Path:
-    """Accuracy with/without the dog and the drop against k, measured (solid) and published (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = [r["k"] for r in series]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for key, colour, label in (
-        ("acc_with", "C0", "with dog"),
-        ("acc_without", "C1", "without dog"),
-        ("drop", "C3", "drop"),
-    ):
-        ax.plot(ks, [100 * r[key] for r in series], "o-", color=colour, label=f"{label} (measured)")
-    pk = sorted(PUBLISHED_K)
-    ax.plot(pk, [100 * PUBLISHED_K[k][0] for k in pk], "--", color="C0", alpha=0.5, label="published")
-    ax.plot(pk, [100 * PUBLISHED_K[k][1] for k in pk], "--", color="C1", alpha=0.5)
-    ax.plot(pk, [100 * (PUBLISHED_K[k][0] - PUBLISHED_K[k][1]) for k in pk], "--", color="C3", alpha=0.5)
-    ax.set_xlabel("k (share of scene classes with the dog)")
-    ax.set_ylabel("bamboo-forest accuracy (%)")
-    ax.set_title("BAM Fig. 2 (bottom): dependence on the common feature")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    p = Path(path)
-    with atomic.atomic_path(p) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return p
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Measurements
 
 
 def true_class_prob(
@@ -296,15 +115,6 @@ def confidence_rise(
     if not ok:
         return float("nan"), 0
     return float(np.mean([removed[2][j] > full[2][i] for i, j in ok])), len(ok)
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman ρ (NaN when either series is constant)."""
-    from scipy.stats import spearmanr
-
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
 
 
 def _discover(models_dir: Path) -> dict[str, Path]:
@@ -457,7 +267,7 @@ def _k_series(
         )
     th = res.thresholds
     if len(ks) >= th.min_k_models:
-        res.k_rho = spearman([r["k"] for r in res.k_series], [r["drop"] for r in res.k_series])
+        res.k_rho = spearman([r["k"] for r in res.k_series], [r["drop"] for r in res.k_series])[0]
         ok = math.isfinite(res.k_rho) and res.k_rho < th.max_k_rho
         res.checks.append(
             Check(

@@ -1,15 +1,14 @@
-"""The BAM scenarios as *legs* (one model on one set's rows) and the pair metrics computed from their rows.
+"""The evaluation scenarios as *legs*: one model on one set's rows (BAM §4; SPEC §3).
 
-* MCS (BAM §4.2): f_o and f_s on the same X_{o,s} val images, object masks; per pair ``g_c(f_o) − g_c(f_s)``.
-* Relative MCS (BAM Fig. 6/13): each f_k and the reference f_1.0 on ``dog_bedroom``; Pearson ρ of the series
-  of mean differences against verification's accuracy drop.
-* IDR (§4.3): f_s on X_{o,s} and the paired X_{∅,s} image; per pair ``1[g_c(x_{−cf}) > g_c(x_{cf})]``.
-* IIR (§4.4) and App. C: f_∅ on bamboo_forest and bamboo_forest_patch; ``1[|Δg| < t·g_c(x)]`` and ``|Δg|/g_c(x)``.
+* MCS (BAM §4.2): f_o and f_s on the same X_{o,s} val images, object masks.
+* Relative MCS (BAM Fig. 6/13): each f_k and the reference f_1.0 on ``dog_bedroom``.
+* IDR (§4.3): f_s on X_{o,s} and the paired X_{∅,s} image.
+* IIR (§4.4) and App. C: f_∅ on bamboo_forest and bamboo_forest_patch (x + δ).
 * Faithfulness (seeds): per-image RCAP, DAUC/IAUC, Dice/MAE against the object mask on one model and set.
 * Stability (SPEC §3.9): Kendall τ and cosine of the raw attributions under input noise and attribution-guided
-  masking, per (image, level); the leg's ``scores`` name the protocols (:mod:`bamkit.evaluate.stability`).
-Every pair is kept only when both members are correctly classified (SPEC §1.4, the code's intersection).
-The random-region baselines (SPEC §3.1) replace the object mask by another image's mask at a random place.
+  masking; the leg's ``scores`` name the protocols.
+
+The pair metrics computed from the legs' rows are :mod:`bamkit.evaluate.pairs`'.
 """
 
 from __future__ import annotations
@@ -18,15 +17,11 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from bamkit.evaluate.suite import METRIC_REDUCER, METRIC_SCENARIO, Suite
-from bamkit.metrics.bam import keyed_random_regions as random_region_masks  # noqa: F401  (runner, tests)
-from bamkit.provenance import derive_seed  # noqa: F401  (re-exported for the evaluate modules)
+from bamkit.evaluate.suite import Suite
+from bamkit.provenance import derive_seed
 
 log = logging.getLogger(__name__)
-
-FAITHFULNESS_SCORES = tuple(m for m, s in METRIC_SCENARIO.items() if s == "faithfulness")
 
 
 @dataclass(frozen=True)
@@ -111,8 +106,7 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
     skipped: dict[str, str] = {}
     sc = suite.scenarios
 
-    def reducers(kind: str) -> tuple[str, ...]:
-        return tuple(sorted({METRIC_REDUCER[m] for m in suite.metrics if METRIC_SCENARIO.get(m) == kind}))
+    reducers = suite.reducers
 
     def need(kind: str, models: list[str], sets: list[str]) -> bool:
         if not suite.scenario_enabled(kind):
@@ -186,7 +180,7 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
     f = sc.faithfulness
     if need("faithfulness", [f.model], [f.set]):
         rows = select_rows(bam[f.set], f.split, f.max_images, suite.seed, f.set)
-        scores = tuple(m for m in suite.metrics if METRIC_SCENARIO.get(m) == "faithfulness")
+        scores = suite.metrics_of("faithfulness")
         legs.append(
             Leg(
                 "faithfulness",
@@ -215,111 +209,3 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
             )
         )
     return legs, skipped
-
-
-# -- pair metrics -----------------------------------------------------------------------------------------
-def _join(df: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame, col: str) -> pd.DataFrame:
-    keys = ["method", "pair"]
-    cols = [*keys, col, "correct"]
-    return a[cols].merge(b[cols], on=keys, suffixes=("_a", "_b"))
-
-
-def _rows(
-    j: pd.DataFrame, scenario: str, metric: str, value: np.ndarray, included: np.ndarray
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "scenario": scenario,
-            "metric": metric,
-            "method": j["method"].to_numpy(),
-            "pair": j["pair"].to_numpy(),
-            "value": value.astype(float),
-            "included": included,
-        }
-    )
-
-
-def pair_table(per_image: pd.DataFrame, suite: Suite) -> pd.DataFrame:
-    """Per-pair metric values (long format: scenario, metric, method, pair, value, included).
-
-    ``included`` is the correctness filter of SPEC §1.4 (both members right) and a finite value.
-    """
-    out: list[pd.DataFrame] = []
-    sc = suite.scenarios
-    metrics = set(suite.metrics)
-
-    def leg(scenario: str, role: str, set_name: str) -> pd.DataFrame:
-        d = per_image
-        return d[(d["scenario"] == scenario) & (d["model"] == role) & (d["set"] == set_name)]
-
-    if "mcs" in metrics and (per_image["scenario"] == "mcs").any():
-        a, b = leg("mcs", sc.mcs.models[0], sc.mcs.set), leg("mcs", sc.mcs.models[1], sc.mcs.set)
-        for col, name in (("g_c", "mcs"), ("g_c_random", "mcs_random")):
-            if col in a and a[col].notna().any():
-                j = _join(per_image, a, b, col)
-                v = (j[f"{col}_a"] - j[f"{col}_b"]).to_numpy(float)
-                out.append(
-                    _rows(j, "mcs", name, v, (j["correct_a"] & j["correct_b"]).to_numpy() & np.isfinite(v))
-                )
-    if "rmcs" in metrics and (per_image["scenario"] == "rmcs").any():
-        ref = leg("rmcs", sc.rmcs.reference, sc.rmcs.set)
-        for role in sc.rmcs.models:
-            a = leg("rmcs", role, sc.rmcs.set)
-            if a.empty:
-                continue
-            j = _join(per_image, a, ref, "g_c")
-            v = (j["g_c_a"] - j["g_c_b"]).to_numpy(float)
-            out.append(
-                _rows(
-                    j,
-                    "rmcs",
-                    f"rmcs_{role.removeprefix('f_')}",
-                    v,
-                    (j["correct_a"] & j["correct_b"]).to_numpy() & np.isfinite(v),
-                )
-            )
-    if "idr" in metrics and (per_image["scenario"] == "idr").any():
-        with_cf, without = leg("idr", sc.idr.model, sc.idr.set), leg("idr", sc.idr.model, sc.idr.paired_set)
-        for col, name in (("g_c", "idr"), ("g_c_random", "idr_random")):
-            if col in with_cf and with_cf[col].notna().any():
-                j = _join(per_image, with_cf, without, col)
-                ga, gb = j[f"{col}_a"].to_numpy(float), j[f"{col}_b"].to_numpy(float)
-                ok = (j["correct_a"] & j["correct_b"]).to_numpy() & np.isfinite(ga) & np.isfinite(gb)
-                out.append(_rows(j, "idr", name, (gb > ga).astype(float), ok))  # strict: BAM's metrics.py
-    if {"iir", "attribution_change"} & metrics and (per_image["scenario"] == "iir").any():
-        x, xd = leg("iir", sc.iir.model, sc.iir.set), leg("iir", sc.iir.model, sc.iir.paired_set)
-        j = _join(per_image, x, xd, "g_c")
-        gx, gd = j["g_c_a"].to_numpy(float), j["g_c_b"].to_numpy(float)
-        both = (j["correct_a"] & j["correct_b"]).to_numpy() & np.isfinite(gx) & np.isfinite(gd)
-        delta = np.abs(gd - gx)
-        if "iir" in metrics:  # |Δ| < t·g_c(x): a pair with g_c(x) = 0 fails (SPEC §3.3)
-            out.append(_rows(j, "iir", "iir", (delta < sc.iir.t * gx).astype(float), both))
-        if "attribution_change" in metrics:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                change = np.where(gx > 0, delta / np.where(gx > 0, gx, 1.0), np.nan)
-            out.append(_rows(j, "iir", "attribution_change", change, both & (gx > 0)))
-    f = per_image[per_image["scenario"] == "faithfulness"]
-    for m in suite.metrics:
-        if METRIC_SCENARIO.get(m) == "faithfulness" and m in f and not f.empty:
-            v = f[m].to_numpy(float)
-            out.append(
-                pd.DataFrame(
-                    {
-                        "scenario": "faithfulness",
-                        "metric": m,
-                        "method": f["method"].to_numpy(),
-                        "pair": f["pair"].to_numpy(),
-                        "value": v,
-                        "included": f["correct"].to_numpy(bool) & np.isfinite(v),
-                    }
-                )
-            )
-    if "protocol" in per_image:
-        from bamkit.evaluate.stability import pair_rows
-
-        st = pair_rows(per_image, suite)
-        if len(st):
-            out.append(st)
-    if not out:
-        return pd.DataFrame(columns=["scenario", "metric", "method", "pair", "value", "included"])
-    return pd.concat(out, ignore_index=True)

@@ -1,0 +1,140 @@
+"""Merging the shards of an evaluation into the results folder: per-image → per-pair → summary, plus the
+verification result RMCS reads, the counts and the provenance (``summary.json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bamkit import atomic
+from bamkit import config as cfg
+from bamkit.data.h5 import BamFile
+from bamkit.errors import DataError
+from bamkit.evaluate import tables
+from bamkit.evaluate.pairs import pair_table
+from bamkit.evaluate.runner import sort_per_image
+from bamkit.evaluate.shards import all_shards_done, shard_names
+from bamkit.evaluate.suite import Suite
+from bamkit.provenance import file_hash, json_hash, versions
+from bamkit.verify.result import VerifyResult, load_result
+
+log = logging.getLogger(__name__)
+
+
+def merge_shards(suite: Suite, out: Path, count: int) -> Path:
+    """Concatenate the shard tables, compute pairs and the summary, write every results file."""
+    if count > 1 and not all_shards_done(out, count, suite):
+        raise DataError(
+            f"cannot merge {out}: not every shard of {count} finished for this suite; run the "
+            "missing '--shard i/n' jobs (with the same suite) first"
+        )
+    frames, metas = [], []
+    for n in shard_names(count):
+        d = out / "shards" / n
+        try:
+            frames.append(pd.read_csv(d / "per_image.csv"))
+        except pd.errors.EmptyDataError:
+            pass
+        metas.append(json.loads((d / "meta.json").read_text()))
+    per_image = sort_per_image(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    if per_image.empty:
+        raise DataError(
+            f"suite {suite.name!r} produced no rows: every scenario was skipped "
+            f"({_skip_text(metas)}); check the models folder and the data file's sets"
+        )
+    pairs = pair_table(per_image, suite.scenarios, suite.metrics)
+    verify = verification(suite, out)
+    summary, extra = tables.summarize(
+        pairs, suite, verify.acc_drop() if verify else None, per_image=per_image
+    )
+    tables.write_table(per_image, out / "per_image.csv")
+    tables.write_table(pairs.frame, out / "per_pair.csv")
+    tables.write_table(summary, out / "summary.csv")
+    if extra.get("stability"):
+        tables.write_table(pd.DataFrame(extra["stability"]["levels"]), out / "stability.csv")
+    atomic.write_text(out / "suite.yaml", cfg.dump_yaml(suite.to_dict()))
+    payload = {
+        "suite": suite.to_dict(),
+        "methods": [m.label for m in suite.methods],
+        "summary": summary.to_dict(orient="records"),
+        **extra,
+        "skipped": {k: v for m in metas for k, v in m.get("skipped", {}).items()},
+        "counts": _counts(per_image, pairs.frame),
+        "verification": verify.to_dict() if verify else None,
+        "provenance": _provenance(suite, metas),
+        "seconds": sum(m.get("seconds", 0.0) for m in metas),
+        "timings": [t for m in metas for t in m.get("timings", [])],
+    }
+    tables.write_json(out / "summary.json", payload)
+    return out
+
+
+def _skip_text(metas) -> str:
+    sk = {k: v for m in metas for k, v in m.get("skipped", {}).items()}
+    return "; ".join(f"{k}: {v}" for k, v in sk.items()) or "no scenario enabled"
+
+
+def _counts(per_image: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, Any]:
+    c: dict[str, Any] = {"images": per_image.groupby("scenario")["image"].nunique().to_dict()}
+    if "flag" in per_image:
+        c["degenerate_maps"] = per_image.groupby("method")["flag"].sum().astype(int).to_dict()
+    if len(pairs):
+        c["pairs_included"] = pairs.groupby("metric")["included"].sum().astype(int).to_dict()
+    return c
+
+
+def verification(suite: Suite, out: Path) -> VerifyResult | None:
+    """The ``bamkit verify`` result RMCS's accuracy drop comes from: the suite's ``verify`` file (an error when
+    it cannot be read), else a ``verify.json`` found in the results folder or beside the models or data.
+
+    Verification is never re-run here: without a result, RMCS uses the paper's accuracy drop, and says so.
+    The result found is copied to ``out/verify.json``.
+    """
+    found = None
+    if suite.verify:
+        found = load_result(suite.verify)
+    else:
+        cands = [out / "verify.json"]
+        for base in (suite.models, suite.data):
+            if base:
+                p = Path(base)
+                cands += [p / "verify.json", p.parent / "verify.json", p.parent / "verify" / "verify.json"]
+        for c in cands:
+            if c.is_file():
+                try:
+                    found = load_result(c)
+                    break
+                except DataError as e:  # a stray unreadable file is not the user's request: say so, go on
+                    log.warning("evaluate: ignoring %s", e)
+    if found is None:
+        if suite.scenario_enabled("rmcs"):
+            log.warning(
+                "evaluate: no verification result (verify.json); relative MCS uses the paper's accuracy drop "
+                "(run 'bamkit verify' and pass --verify FILE to use your models' own)"
+            )
+        return None
+    atomic.write_text(out / "verify.json", json.dumps(found.to_dict(), indent=1, default=str))
+    return found
+
+
+def _provenance(suite: Suite, metas: list[dict]) -> dict[str, Any]:
+    with BamFile(suite.data) as bf:
+        attrs = {k: v for k, v in bf.attrs.items() if k in ("seed", "schema_version", "bamkit_version")}
+    patch = suite.patch_data if suite.patch_data and Path(suite.patch_data).is_file() else None
+    return {
+        "data": str(suite.data),
+        "data_hash": file_hash(suite.data),
+        "data_attrs": attrs,
+        "patch_data": patch,
+        "patch_data_hash": file_hash(patch) if patch else None,
+        "models_dir": str(suite.models) if suite.models else None,
+        "models": metas[0].get("models", {}),
+        "suite_hash": json_hash(suite.to_dict()),
+        "seed": suite.seed,
+        "versions": versions(),
+        "shards": len(metas),
+    }

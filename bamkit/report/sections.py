@@ -1,0 +1,350 @@
+"""The sections of the report, each a function ``(doc, summary, ...)`` that adds headings, tables and figures.
+
+Titles, directions and scenarios of the metrics are the metric registry's; published numbers are
+:mod:`bamkit.published`'s; the k-series figure is verification's own (:func:`bamkit.verify.render.k_series_png`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bamkit import published as pub
+from bamkit.errors import DataError
+from bamkit.metrics.registry import METRICS
+from bamkit.report import plots
+from bamkit.report.html import Doc
+from bamkit.verify.render import k_series_png
+
+
+def title(metric: str) -> str:
+    """The registry's title of ``metric`` with its direction."""
+    cls = METRICS.get(metric)
+    way = {True: " — higher is better", False: " — lower is better", None: ""}[cls.higher_is_better]
+    return f"{cls.title}{way}"
+
+
+def is_baseline(metric: str) -> bool:
+    """A derived row that is read beside its metric, not ranked (the random-region baselines)."""
+    cls = METRICS.get(metric) if metric in METRICS else None
+    return cls is not None and cls.derived_from is not None and cls.higher_is_better is None
+
+
+def faithfulness_metrics() -> tuple[str, ...]:
+    """The per-image metrics of the faithfulness scenario, in registry order."""
+    return tuple(n for n, c in METRICS.items() if c.scenario == "faithfulness")
+
+
+def load_summary(results: Path) -> dict[str, Any]:
+    p = results / "summary.json"
+    if not p.is_file():
+        raise DataError(
+            f"{str(results)!r} has no summary.json; run 'bamkit evaluate' into it first (or, after "
+            "'--shard i/n' runs, finish every shard)"
+        )
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def method_params(s: dict[str, Any]) -> dict[str, tuple[str, dict]]:
+    out = {}
+    for m in s["suite"].get("methods", []):
+        params = {k: v for k, v in m.items() if k not in ("name", "label")}
+        out[m["label"]] = (m["name"], params)
+    return out
+
+
+def rows_of(summary: list[dict], metric: str) -> list[dict]:
+    return [r for r in summary if r["metric"] == metric]
+
+
+def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, dict]]) -> None:
+    rows = sorted(
+        rows_of(s["summary"], metric), key=lambda r: (r.get("rank") is None, r.get("rank") or 0, r["method"])
+    )
+    if not rows:
+        return
+    body = []
+    for r in rows:
+        name, params = methods.get(r["method"], (r["method"], {}))
+        p = pub.lookup(metric, name, params)
+        body.append(
+            [
+                r["method"],
+                r.get("value"),
+                r.get("ci_low"),
+                r.get("ci_high"),
+                r.get("trial_mean"),
+                r.get("trial_std"),
+                r.get("n"),
+                r.get("rank"),
+                p.value if p else None,
+            ]
+        )
+    srcs = {pub.lookup(metric, *methods.get(r["method"], (r["method"], {}))) for r in rows} - {None}
+    note = f"published: {'; '.join(sorted({x.source for x in srcs}))}" if srcs else "no published value"
+    doc.table(
+        f"{metric} — {note}",
+        [
+            "method",
+            "value",
+            "95% CI low",
+            "95% CI high",
+            "trials mean",
+            "trials std",
+            "n",
+            "rank",
+            "published",
+        ],
+        body,
+    )
+
+
+def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str, tuple[str, dict]]) -> None:
+    """MCS, IDR, IIR and App. C bars with their baselines, relative MCS against the accuracy drop."""
+    summary = s["summary"]
+    doc.h(1, "BAM metrics")
+    if rows_of(summary, "mcs"):
+        png = plots.metric_bars(
+            summary,
+            "mcs",
+            title("mcs"),
+            "MCS",
+            order,
+            baseline_rows=rows_of(summary, "mcs_random"),
+            baseline_label="random region",
+        )
+        doc.fig(
+            "mcs",
+            png,
+            "MCS per method with the random-region baseline (BAM Fig. 4). " + pub.BAM_FINDINGS["mcs"],
+        )
+    if rows_of(summary, "idr"):
+        png = plots.metric_bars(
+            summary,
+            "idr",
+            title("idr"),
+            "IDR",
+            order,
+            baseline_rows=rows_of(summary, "idr_random") or None,
+            baseline_line=0.5,
+            baseline_label="50 % / random region",
+        )
+        doc.fig(
+            "idr",
+            png,
+            "IDR per method; the dashed line is the 50 % random baseline (BAM Fig. 8). "
+            + pub.BAM_FINDINGS["idr"],
+        )
+    for metric in ("iir", "attribution_change"):
+        if rows_of(summary, metric):
+            png = plots.metric_bars(summary, metric, title(metric), metric, order)
+            doc.fig(metric, png, title(metric) + ". " + pub.BAM_FINDINGS[metric])
+    rm = s.get("rmcs") or {}
+    if rm.get("series"):
+        rho = {r["method"]: r["value"] for r in rows_of(summary, "rmcs_rho")}
+        doc.fig(
+            "rmcs",
+            plots.rmcs_figure(rm["series"], rm.get("acc_drop", {}), rho),
+            f"Relative MCS over k against the accuracy drop ({rm.get('acc_drop_source', '')}).",
+        )
+        body = []
+        for m in order:
+            r10 = next((r for r in rows_of(summary, "rmcs_rho") if r["method"] == m), None)
+            r9 = next((r for r in rows_of(summary, "rmcs_rho9") if r["method"] == m), None)
+            name, params = methods.get(m, (m, {}))
+            p = pub.lookup("rmcs_rho", name, params)
+            if r10 or r9:
+                body.append(
+                    [
+                        m,
+                        r10 and r10.get("value"),
+                        r10 and r10.get("p_value"),
+                        r9 and r9.get("value"),
+                        p.value if p else None,
+                    ]
+                )
+        doc.table(
+            "Pearson ρ between relative MCS and the accuracy drop (10 points incl. k = 1.0, 9 points "
+            "without; BAM Fig. 13)",
+            ["method", "ρ (10)", "p", "ρ (9)", "published ρ"],
+            body,
+        )
+
+
+def faithfulness_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict) -> None:
+    """The seed papers' per-image metrics: one table, published values beside, bars for RCAP/DAUC/IAUC."""
+    summary = s["summary"]
+    faith = [m for m in faithfulness_metrics() if rows_of(summary, m)]
+    if faith:
+        doc.h(1, "Faithfulness and localisation (seed papers)")
+        body = []
+        for m in order:
+            row: list[Any] = [m]
+            for metric in faith:
+                r = next((r for r in rows_of(summary, metric) if r["method"] == m), None)
+                row.append(r and r.get("value"))
+            body.append(row)
+        doc.table(
+            "Per-method means over correctly classified images (RCAP/DAUC/IAUC: GAG protocol, "
+            "abs_minmax maps)",
+            ["method", *faith],
+            body,
+        )
+        pubrows = []
+        for m in order:
+            name, params = methods.get(m, (m, {}))
+            vals = [pub.lookup(metric, name, params) for metric in faith]
+            if any(vals):
+                pubrows.append([m, *[v.value if v else None for v in vals]])
+        if pubrows:
+            doc.table(
+                f"Published values for comparison ({pub.GAG_T2}; other data and models)",
+                ["method", *faith],
+                pubrows,
+            )
+        for metric in ("rcap", "dauc", "iauc"):
+            if rows_of(summary, metric):
+                doc.fig(
+                    metric,
+                    plots.metric_bars(summary, metric, title(metric), metric, order),
+                    title(metric),
+                )
+
+
+def agreement_section(doc: Doc, s: dict[str, Any]) -> None:
+    """Kendall τ between the metrics' rankings and the significant paired differences."""
+    ag = s.get("agreement") or {}
+    if len(ag.get("metrics", [])) >= 2:
+        doc.h(1, "Do the metrics agree?")
+        doc.fig(
+            "agreement",
+            plots.agreement_heatmap(ag["metrics"], ag["tau"]),
+            "Kendall τ between the method rankings of each pair of metrics (directions honoured).",
+        )
+    tests = [t for t in s.get("paired_tests", []) if t.get("better")]
+    if s.get("paired_tests"):
+        doc.h(2, "Significant paired differences")
+        doc.table(
+            "Paired tests on the same pairs (Wilcoxon signed-rank; sign test for 0/1 outcomes), Holm-"
+            "corrected per metric; only significant ones listed",
+            ["metric", "a", "b", "n", "mean diff", "p (Holm)", "better"],
+            [[t["metric"], t["a"], t["b"], t["n"], t["mean_diff"], t["p_holm"], t["better"]] for t in tests],
+        )
+
+
+def verification_section(doc: Doc, v: dict[str, Any] | None) -> None:
+    doc.h(1, "Verification of the ground-truth models (BAM Fig. 2)")
+    if not v:
+        doc.p("No verification result was found (run 'bamkit verify'); RMCS used the paper's accuracy drop.")
+        return
+    top = v.get("top") or {}
+    labels = [
+        ("acc_full", "accuracy, full input"),
+        ("acc_cf_removed", "accuracy, common feature removed"),
+        ("conf_rise", "% correct with higher confidence without CF"),
+        ("acc_only_cf", "accuracy, only CF"),
+    ]
+    body = []
+    for role, r in top.items():
+        for key, text in labels:
+            if key in r:
+                val = r[key]
+                body.append(
+                    [
+                        f"{role}: {text}",
+                        None if val is None else 100 * float(val),
+                        pub.BAM_FIG2_TOP.get(role, {}).get(key),
+                    ]
+                )
+    if body:
+        doc.table(
+            "Relative feature importance (%), measured vs published", ["check", "measured", "published"], body
+        )
+    ks = v.get("k_series") or []
+    if ks:
+        body = [
+            [
+                f"k = {float(r['k']):.1f}",
+                r.get("n"),
+                _pct(r.get("acc_with")),
+                _pct(r.get("acc_without")),
+                _pct(r.get("drop")),
+                None
+                if round(float(r["k"]), 1) not in pub.BAM_K_ACCURACY
+                else pub.BAM_K_ACCURACY[round(float(r["k"]), 1)][0]
+                - pub.BAM_K_ACCURACY[round(float(r["k"]), 1)][1],
+            ]
+            for r in ks
+        ]
+        doc.table(
+            "Bamboo-forest accuracy of f_k (%): with / without the dog and the drop (BAM Fig. 2 bottom)",
+            ["k", "n", "with dog", "without", "drop", "published drop"],
+            body,
+        )
+        doc.fig("verify_k", k_series_png(ks), "Verification of the k-models.")
+    checks = v.get("checks") or []
+    if checks:
+        header = list(dict.fromkeys(k for c in checks for k in c))
+        doc.table(
+            f"Expected orderings ({'all passed' if v.get('passed') else 'some FAILED'})",
+            header,
+            [[c.get(h) for h in header] for c in checks],
+        )
+
+
+def _pct(x: Any) -> float | None:
+    return None if x is None else 100 * float(x)
+
+
+def _pct(x: Any) -> float | None:
+    return None if x is None else 100 * float(x)
+
+
+def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
+    import yaml
+
+    prov = s.get("provenance", {})
+    doc.h(1, "Provenance")
+    doc.table(
+        "Inputs",
+        ["item", "value"],
+        [
+            ["dataset file", prov.get("data")],
+            ["dataset sha256", prov.get("data_hash")],
+            ["dataset attributes", json.dumps(prov.get("data_attrs", {}))],
+            ["δ patch file", prov.get("patch_data")],
+            ["δ patch sha256", prov.get("patch_data_hash")],
+            ["models folder", prov.get("models_dir")],
+            ["suite hash", prov.get("suite_hash")],
+            ["seed", prov.get("seed")],
+            ["shards merged", prov.get("shards")],
+            ["evaluation seconds", s.get("seconds")],
+        ],
+    )
+    models = prov.get("models", {})
+    if models:
+        doc.table(
+            "Models",
+            ["role", "file", "arch", "train set", "checkpoint sha256", "data hash"],
+            [
+                [
+                    r,
+                    m.get("file"),
+                    m.get("arch"),
+                    m.get("train_set"),
+                    str(m.get("checkpoint_hash", ""))[:16],
+                    str(m.get("data_hash", ""))[:16],
+                ]
+                for r, m in models.items()
+            ],
+        )
+    counts = s.get("counts", {})
+    if counts.get("degenerate_maps"):
+        doc.table(
+            "Degenerate maps (constant or non-finite before scaling; SPEC §1.3)",
+            ["method", "count"],
+            [[k, v] for k, v in counts["degenerate_maps"].items()],
+        )
+    doc.table("Versions", ["package", "version"], [[k, v] for k, v in prov.get("versions", {}).items()])
+    doc.pre(yaml.safe_dump(s["suite"], sort_keys=False, allow_unicode=True))
