@@ -17,10 +17,11 @@ import pytest
 import torch
 
 import bamkit.attribution as A
+from bamkit.attribution import paths as P
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
 from bamkit.attribution.engine import SampledMethod
-from bamkit.attribution.gradients import InputGradient
+from bamkit.attribution.kernels import InputGradient
 from bamkit.testing.models import images, tiny_resnet
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -36,7 +37,7 @@ def setup():
     return model, x, t
 
 
-class FixedNoise(S.Sampler):
+class FixedNoise(S.ChunkSampler):
     """``x + noise[j*n:(j+1)*n]`` for image ``j`` (captum's repeat_interleave layout), weights 1/n."""
 
     stochastic = False
@@ -101,7 +102,7 @@ def test_saliency_and_input_x_gradient_exact(setup):
 )
 def test_integrated_gradients_same_rule(setup, rule, captum_method):
     model, x, t = setup
-    base = S.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).contiguous()
+    base = P.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).contiguous()
     ref = captum_attr.IntegratedGradients(model).attribute(
         x, baselines=base, target=t, n_steps=9, method=captum_method
     )
@@ -148,7 +149,7 @@ def _pair_call(model):
 def test_pair_saliency_integrated_gradients_is_bam_linspace(setup):
     sal = pytest.importorskip("saliency.core")
     model, x, t = setup
-    base = S.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    base = P.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     ours = A.attribute(model, x, t, "integrated_gradients", n_steps=7, rule="bam_linspace", baseline="black")
     for j in range(2):
         ref = sal.IntegratedGradients().GetMask(

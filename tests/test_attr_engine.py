@@ -9,10 +9,12 @@ sample sharing.
 from __future__ import annotations
 
 import pytest
+import sampler_oracles as oracle
 import torch
 from torch import nn
 
 import bamkit.attribution as A
+from bamkit.attribution import paths as P
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
 from bamkit.attribution.base import ExecOptions
@@ -73,13 +75,13 @@ def test_gradient_x_input_on_linear(linear, xt):
     torch.testing.assert_close(A.attribute(linear, x, t, "gradient_x_input"), x * w_rows(linear, t))
 
 
-@pytest.mark.parametrize("rule", S.PATH_RULES)
+@pytest.mark.parametrize("rule", P.PATH_RULES)
 @pytest.mark.parametrize("baseline", ["black", "mean", 0.3])
 def test_ig_linear_closed_form(linear, xt, rule, baseline):
     """IG = (x − x') ⊙ w for every quadrature rule (all weights sum to 1)."""
     x, t = xt
     ig = A.attribute(linear, x, t, "integrated_gradients", n_steps=5, rule=rule, baseline=baseline)
-    b = S.resolve_baseline(baseline, x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    b = P.resolve_baseline(baseline, x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     if baseline == "black":
         ref = torch.tensor([-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).view(1, 3, 1, 1)
         torch.testing.assert_close(b, ref.expand_as(x))
@@ -125,7 +127,7 @@ def test_ig_completeness_small_cnn():
         baseline="black",
         opts=ExecOptions(batch_size=128),
     )
-    base = S.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    base = P.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     with torch.no_grad():
         delta = model(x).gather(1, t[:, None])[:, 0] - model(base).gather(1, t[:, None])[:, 0]
     torch.testing.assert_close(ig.flatten(1).sum(1), delta, rtol=5e-3, atol=5e-3)
@@ -310,10 +312,12 @@ def test_ig_smoothgrad_matches_explicit_loop():
         opts=ExecOptions(batch_size=64),
     )
     gauss = S.Gaussian(k, 0.1)
-    base = S.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    base = P.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     sq, mean = torch.zeros_like(x), torch.zeros_like(x)
     for j in range(2):
-        eps = gauss.noise(x, j, k, torch.Generator().manual_seed(int(seeds[j])), gauss.scales(x)[j])
+        eps = oracle.gaussian_noise(
+            gauss, x, j, k, torch.Generator().manual_seed(int(seeds[j])), gauss.scales(x)[j]
+        )
         for c in range(k):
             ig = A.attribute(
                 model,
@@ -567,3 +571,71 @@ def test_entry_point_plugin_is_registered(tmp_path, monkeypatch, linear, xt):
         assert "Plug-in gradient" in A.get("plug_grad").paper
     finally:
         METHODS._items.pop("plug_grad", None)
+
+
+# ------------------------------------------------------------------------------ samplers against their oracles
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        S.Identity(),
+        S.Gaussian(37, 0.2),
+        S.Gaussian(5, 0.3, noise_space="pixel"),
+        S.StraightPath(33, "black", "gausslegendre"),
+        S.NoisyPath(3, 0.2, 11, "mean", "trapezoid"),
+        S.BernoulliDrop(35, 0.6, "element", "mean"),
+    ],
+    ids=lambda s: type(s).__name__,
+)
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 10_000])
+def test_vectorised_batches_equal_the_one_image_at_a_time_oracle(sampler, batch_size):
+    """The engine's batches (index arithmetic over global sample ranges) hold exactly the samples that the
+    obvious per-image, per-DRAW_CHUNK construction gives (tests/sampler_oracles.py), whatever the batch size."""
+    x = torch.randn(3, 3, 5, 6, generator=torch.Generator().manual_seed(0))
+    seeds = torch.tensor([11, 12, 13])
+    got = list(sampler.batches(x, image_generators(seeds, x.device), batch_size))
+    want = list(oracle.parts(sampler, x, image_generators(seeds, x.device)))
+    assert all(len(b) <= batch_size for b in got)
+    for field in ("inputs", "image_index", "weight", "offset", "copy_index"):
+        a = [getattr(b, field) for b in got]
+        b = [getattr(p, field) for p in want]
+        if b[0] is None:
+            assert all(t is None for t in a)
+            continue
+        torch.testing.assert_close(torch.cat(a), torch.cat(b), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name", ["smoothgrad", "smoothgrad_sq", "vargrad", "guided_backprop_smoothgrad", "gradcam_smoothgrad"]
+)
+@pytest.mark.parametrize("bad", [2.5, True, "4", 0])
+def test_noise_methods_share_one_validator(name, bad):
+    """n_samples=2.5 was truncated by one family member and rejected by another; now every one says why."""
+    with pytest.raises(ConfigError, match=f"{name}: n_samples must be an integer >= [12]"):
+        A.make(name, n_samples=bad)
+
+
+def test_declared_hyper_parameters_are_the_schema():
+    """The constructor signature ``hyper_parameters`` generates is what validate_params and ``bamkit methods``
+    read: the defaults of each method, in order, positional use included."""
+    from bamkit.attribution.base import parameter_defaults
+    from bamkit.attribution.gradients import SmoothGrad, SmoothGradSquared, VarGrad
+
+    assert list(parameter_defaults(SmoothGradSquared)) == ["n_samples", "sigma", "noise_space", "mean", "std"]
+    assert parameter_defaults(SmoothGradSquared)["n_samples"] == 25
+    assert (
+        parameter_defaults(SmoothGrad)["n_samples"] == 20
+        and parameter_defaults(SmoothGrad)["magnitude"] is False
+    )
+    sg = SmoothGrad(7, 0.3)
+    assert (sg.n_samples, sg.sigma, sg.mean) == (7, 0.3, (0.485, 0.456, 0.406))
+    assert SmoothGradSquared().magnitude is True and "magnitude" not in SmoothGradSquared().params()
+    with pytest.raises(
+        ConfigError, match=r"vargrad: n_samples must be an integer >= 2 \(unbiased variance\)"
+    ):
+        VarGrad(n_samples=1)
+    with pytest.raises(
+        ConfigError, match="'smoothgrad_sq' has no parameter 'steps'; known: n_samples, sigma"
+    ):
+        A.make("smoothgrad_sq", steps=3)
+    with pytest.raises(ConfigError, match="'smoothgrad_sq': got an unexpected keyword argument 'steps'"):
+        SmoothGradSquared(steps=3)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sampler_oracles as oracle
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bamkit.attribution import paths as P
 from bamkit.attribution import samplers as S
 from bamkit.attribution.backprop import GuidedBackprop, guided_backprop, guided_backprop_smoothgrad
 from bamkit.attribution.base import ExecOptions
@@ -249,7 +251,7 @@ def _per_sample(method, model, x, t, seeds, n_samples, sigma):
     out = []
     for j in range(len(x)):
         gen = torch.Generator().manual_seed(int(seeds[j]))
-        noisy = torch.cat([b.inputs for b in sampler.parts(x[j : j + 1], [gen])])
+        noisy = torch.cat([b.inputs for b in oracle.parts(sampler, x[j : j + 1], [gen])])
         maps = torch.cat([method(model, noisy[i : i + 1], t[j : j + 1]) for i in range(n_samples)])
         out.append((maps**2).mean(0, keepdim=True))
     return torch.cat(out)
@@ -413,7 +415,7 @@ def test_guided_ig_without_deviation_is_left_riemann_ig():
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     t = torch.tensor([1, 2])
     ours = guided_ig(model, x, t, n_steps=10, baseline="black", max_dist=0.0)
-    black = S.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    black = P.resolve_baseline("black", x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     ref = IntegratedGradients(model).attribute(
         x, baselines=black, target=t, n_steps=10, method="riemann_left"
     )

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 import bamkit.attribution  # noqa: F401
-from bamkit.evaluate import evaluate
-from bamkit.evaluate import suite_from_dict
+from bamkit.evaluate import evaluate, suite_from_dict
 from bamkit.testing.evaluate import planted_models, write_planted_file
 
 

@@ -15,7 +15,7 @@ from bamkit.paths import shipped
 def test_tiny_pipeline_to_report(tmp_path):
     from bamkit.data.build import build_dataset
     from bamkit.data.recipe import load_recipe
-    from bamkit.delta.optimize import craft_file
+    from bamkit.delta.craft import craft_file
     from bamkit.evaluate import run_suite
     from bamkit.report import write_report
     from bamkit.sources.synth import write_sources

@@ -14,9 +14,8 @@ import torch
 import bamkit.attribution  # noqa: F401
 import bamkit.metrics as M
 from bamkit.errors import DataError
-from bamkit.evaluate import evaluate, merge_shards
+from bamkit.evaluate import evaluate, merge_shards, suite_from_dict
 from bamkit.metrics.bam import keyed_random_regions
-from bamkit.evaluate import suite_from_dict
 from bamkit.testing.evaluate import planted_models, write_planted_file
 
 SIZE = 16

@@ -19,12 +19,11 @@ from torch import nn
 
 import bamkit.attribution as A
 from bamkit.data.h5 import BamFile
-from bamkit.evaluate import evaluate
+from bamkit.evaluate import evaluate, suite_from_dict
 from bamkit.evaluate import stability as S
-from bamkit.provenance import derive_seed
-from bamkit.evaluate import suite_from_dict
 from bamkit.metrics import input_noise_stability, masking_stability
 from bamkit.metrics.stability import masking_copies
+from bamkit.provenance import derive_seed
 from bamkit.testing.evaluate import center_weight, planted_models, write_planted_file
 
 SIZE = 16

@@ -7,8 +7,7 @@ import yaml
 
 import bamkit.attribution  # noqa: F401  (registers the built-in methods)
 from bamkit.errors import ConfigError
-from bamkit.evaluate import parse_shard
-from bamkit.evaluate import load_suite, suite_from_dict
+from bamkit.evaluate import load_suite, parse_shard, suite_from_dict
 from bamkit.evaluate.methods import MethodSpec
 from bamkit.paths import shipped
 

@@ -173,7 +173,9 @@ def test_mi_rejects_model_space_inputs():
 # --------------------------------------------------------------------------------------------- protocols
 def test_input_noise_protocol_constant_explainer_is_perfectly_stable():
     fixed = torch.randn(2, 3, 8, 8)
-    res = M.input_noise_stability(lambda x, i: fixed[i].clone(), torch.randn(2, 3, 8, 8), epsilons=(0.1, 0.5, 1.0))
+    res = M.input_noise_stability(
+        lambda x, i: fixed[i].clone(), torch.randn(2, 3, 8, 8), epsilons=(0.1, 0.5, 1.0)
+    )
     one = torch.ones(2, 3, dtype=torch.float64)
     assert torch.allclose(res.tau, one) and torch.allclose(res.cosine, one)
 

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 
 import bamkit.attribution  # noqa: F401
-from bamkit.errors import DataError
-from bamkit.evaluate import evaluate
-from bamkit.evaluate import suite_from_dict
 from bamkit import published as pub
+from bamkit.errors import DataError
+from bamkit.evaluate import evaluate, suite_from_dict
 from bamkit.report import write_report
 from bamkit.testing.evaluate import planted_models, write_planted_file
 

@@ -12,12 +12,12 @@ import torch
 
 from bamkit.cli import main
 from bamkit.data.h5 import BamFile
+from bamkit.metrics.stats import spearman
 from bamkit.models import load_classifier
 from bamkit.paths import shipped
+from bamkit.published import BAM_K_ACCURACY
 from bamkit.testing.train import TINY_TRAIN_OVERRIDES, built_tiny_dataset
 from bamkit.train.runner import train_config
-from bamkit.metrics.stats import spearman
-from bamkit.published import BAM_K_ACCURACY
 from bamkit.verify import Thresholds, confidence_rise, verify_models
 
 TINY = list(TINY_TRAIN_OVERRIDES)

@@ -7,17 +7,19 @@ overrides the gradient of every ``Relu`` op the same way).
 Why not module backward hooks: torchvision's ``BasicBlock``/``Bottleneck`` call one in-place ``self.relu`` module
 several times per forward (SPEC §2.12 PITFALL), and models may call ``F.relu`` directly. Instead, for the duration
 of one forward pass, a :class:`torch.overrides.TorchFunctionMode` routes every ReLU call — ``nn.ReLU``,
-``F.relu``, ``torch.relu`` and ``Tensor.relu``, in-place or not — to the :class:`GuidedReLU` autograd function.
+``F.relu``, ``torch.relu`` and ``Tensor.relu``, in-place or not — to the :class:`GuidedReLU` autograd function,
+and every ReLU6 (``nn.ReLU6``, ``F.relu6``, and ``F.hardtanh`` with bounds (0, 6): MobileNet/EfficientNet-Lite's
+rectifier) to :class:`GuidedReLU6`, the same rule restricted to the unit's linear range.
 Nothing is attached to the model, so nothing can be left behind after an exception. Limits: in-place calls are
 answered out of place (callers must use the returned tensor, as ``nn.ReLU`` and torchvision do), and other
-rectifiers (``relu6``, ``clamp(min=0)``, ``threshold``) keep their ordinary gradient.
+rectifiers (``clamp(min=0)``, ``threshold``) keep their ordinary gradient.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import torch
@@ -27,10 +29,10 @@ from torch.overrides import TorchFunctionMode
 
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
-from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, register
+from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, hyper_parameters, register
 from bamkit.attribution.engine import SampledMethod, forward_context
+from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
-from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 BAM_PAPER = "Yang & Kim 2019, Benchmarking Attribution Methods with Relative Feature Importance"
 
@@ -50,7 +52,34 @@ class GuidedReLU(torch.autograd.Function):
         return grad_out * ((out > 0) & (grad_out > 0)).to(grad_out.dtype)
 
 
+class GuidedReLU6(torch.autograd.Function):
+    """ReLU6 = clamp(x, 0, 6) whose backward passes positive gradients only where the unit is linear (0 < x < 6):
+    the guided rule of :class:`GuidedReLU` applied to the rectifier's own gradient mask."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        out = x.clamp(0, 6)
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        (x,) = ctx.saved_tensors
+        return grad_out * ((x > 0) & (x < 6) & (grad_out > 0)).to(grad_out.dtype)
+
+
 _RELU_FUNCS = {F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, torch.Tensor.relu_}
+_RELU6_FUNCS = {F.relu6, torch._C._nn.relu6, torch._C._nn.relu6_}
+
+
+def _is_relu6(func: Callable, args: tuple, kwargs: dict) -> bool:
+    if func in _RELU6_FUNCS:
+        return True
+    if func is F.hardtanh:  # nn.ReLU6 calls F.hardtanh(x, 0., 6., inplace)
+        lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+        hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+        return lo == 0.0 and hi == 6.0
+    return False
 
 
 class _GuidedReLUMode(TorchFunctionMode):
@@ -62,6 +91,8 @@ class _GuidedReLUMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _RELU_FUNCS:
             return GuidedReLU.apply(args[0])
+        if _is_relu6(func, args, kwargs):
+            return GuidedReLU6.apply(args[0])
         return func(*args, **kwargs)
 
 
@@ -143,33 +174,9 @@ class GuidedBackprop(SampledMethod):
         return R.Mean()
 
 
-def gaussian_sampler(m: Any) -> S.Gaussian:
-    """The SmoothGrad noise sampler of a method with ``n_samples``, ``sigma``, ``noise_space``, ``mean``, ``std``
-    (and optionally ``sigma_mode``); shared by every noise-based method so equal settings give equal keys."""
-    return S.Gaussian(
-        m.n_samples, m.sigma, m.noise_space, m.mean, m.std, getattr(m, "sigma_mode", "relative")
-    )
-
-
-def set_smoothing(
-    m: Any,
-    n_samples: int,
-    sigma: float,
-    magnitude: bool,
-    noise_space: str,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> None:
-    """Store SmoothGrad hyper-parameters on ``m`` and validate them now (ConfigError before any model runs)."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise ConfigError(f"{m.name}: n_samples must be an integer >= 1, got {n_samples!r}")
-    m.n_samples, m.sigma, m.magnitude, m.noise_space = n_samples, float(sigma), bool(magnitude), noise_space
-    m.mean, m.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
-    gaussian_sampler(m)
-
-
 @register("guided_backprop_smoothgrad", paper=BAM_PAPER + "; Smilkov et al. 2017, SmoothGrad")
-class GuidedBackpropSmoothGrad(SampledMethod):
+@hyper_parameters(n_samples=25, sigma=0.15, magnitude=True, **NOISE)
+class GuidedBackpropSmoothGrad(Smoothed):
     """BAM's GB-SG: SmoothGrad of guided backprop, squared by default (PAIR 0.0.5 ``magnitude=True``; SPEC §2.12).
 
     ``a = (1/n) Σ_i GB(x + ε_i)²`` (``magnitude=False``: the plain mean), ε_i ~ N(0, σ²), σ = ``sigma`` × the
@@ -181,28 +188,9 @@ class GuidedBackpropSmoothGrad(SampledMethod):
     """
 
     output = "input"
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        magnitude: bool = True,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        super().__init__()
-        set_smoothing(self, n_samples, sigma, magnitude, noise_space, mean, std)
 
     def kernel(self) -> Kernel:
         return GuidedBackpropKernel()
-
-    def sampler(self) -> S.Sampler:
-        return gaussian_sampler(self)
-
-    def reducer(self) -> R.Reducer:
-        return R.MeanSquare() if self.magnitude else R.Mean()
 
 
 def guided_backprop(

@@ -106,6 +106,11 @@ class Method(ABC):
         ``engine.image_generators`` / ``engine.resolve_seeds`` rather than re-implementing this.
         """
 
+    def check(self) -> None:
+        """Validate (and normalise) the hyper-parameters stored on ``self``; called by the constructors that
+        :func:`hyper_parameters` generates, so a bad value fails before any model runs."""
+        return None  # nothing to check by default
+
     def params(self) -> dict[str, Any]:
         """The hyper-parameters this instance was built with (for cache keys and reports)."""
         return {k: getattr(self, k) for k in parameter_defaults(type(self)) if hasattr(self, k)}
@@ -126,6 +131,42 @@ def register(name: str, paper: str = "") -> Callable[[type[Method]], type[Method
         if paper:
             cls.paper = paper
         METHODS.add(name, cls)
+        return cls
+
+    return deco
+
+
+def hyper_parameters(**defaults: Any) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: give a method the constructor ``__init__(self, <name>=<default>, ...)`` for exactly these
+    hyper-parameters (in this order, positionally or by keyword). The constructor stores each value as an
+    attribute (``mean``/``std`` as tuples of floats) and calls :meth:`Method.check`; its signature is the schema
+    that :func:`validate_params` and ``bamkit methods`` read, declared once per method.
+    """
+
+    def deco(cls: type[Method]) -> type[Method]:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        sig = inspect.Signature(
+            [
+                inspect.Parameter("self", kind),
+                *(inspect.Parameter(k, kind, default=v) for k, v in defaults.items()),
+            ]
+        )
+
+        def __init__(self: Method, *args: Any, **kwargs: Any) -> None:
+            try:
+                bound = sig.bind(self, *args, **kwargs)
+            except TypeError as e:
+                raise ConfigError(
+                    f"attribution {cls.name!r}: {e}; parameters: {', '.join(defaults) or 'none'}"
+                ) from None
+            bound.apply_defaults()
+            for k, v in list(bound.arguments.items())[1:]:
+                setattr(self, k, tuple(float(x) for x in v) if k in ("mean", "std") else v)
+            self.check()
+
+        __init__.__signature__ = sig  # type: ignore[attr-defined]
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__  # type: ignore[method-assign]
         return cls
 
     return deco

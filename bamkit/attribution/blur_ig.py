@@ -34,8 +34,9 @@ from torch import nn
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
 from bamkit.attribution.base import ExecOptions, Kernel, register
+from bamkit.attribution.batching import DRAW_CHUNK
 from bamkit.attribution.engine import SampledMethod
-from bamkit.attribution.gradients import InputGradient
+from bamkit.attribution.kernels import InputGradient
 from bamkit.errors import ConfigError
 
 MODES = ("constant", "reflect", "mirror", "nearest", "wrap")
@@ -104,7 +105,7 @@ def sigma_schedule(n_steps: int, max_sigma: float, sqrt: bool = False) -> list[f
     return [float(i) * max_sigma / float(n_steps) for i in range(n_steps + 1)]
 
 
-class BlurPath(S.Sampler):
+class BlurPath(S.ChunkSampler):
     """Points ``x_i = blur(x, σ_i)``, i = 0..T−1, of the Blur IG path, with ``offset = ∂x/∂σ`` at σ_i and
     ``weight = −(σ_{i+1} − σ_i)``, so that the engine's ``PathIntegral`` reducer (``Σ w_i g_i ⊙ offset_i``) gives
     Blur IG. Deterministic (no randomness); samples are image-major as the engine requires.
@@ -159,8 +160,8 @@ class BlurPath(S.Sampler):
         ahead = {n: self._stack(n, hi, x) for n in {h, w}}
         for j in range(x.shape[0]):
             img = x[j]
-            for a in range(0, t_steps, S.DRAW_CHUNK):
-                b = min(t_steps, a + S.DRAW_CHUNK)
+            for a in range(0, t_steps, DRAW_CHUNK):
+                b = min(t_steps, a + DRAW_CHUNK)
                 x_i = at[h][a:b, None] @ img @ at[w][a:b, None].transpose(-1, -2)
                 x_h = ahead[h][a:b, None] @ img @ ahead[w][a:b, None].transpose(-1, -2)
                 yield S.SampleBatch(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,18 +31,28 @@ from bamkit.attribution.backprop import (
     GuidedBackprop,
     GuidedBackpropSmoothGrad,
     eager,
-    gaussian_sampler,
-    set_smoothing,
     target_score,
 )
-from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, Method, register
+from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, Method, hyper_parameters, register
 from bamkit.attribution.engine import CompositeMethod, SampledMethod, forward_context
+from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
-from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+DEFAULT_LAYER = (
+    "layer4"  # torchvision ResNet's last residual stage: the layer BAM's GradCAM reads (SPEC §2.13)
+)
+
+
+def cam_layer(model: nn.Module, name: str = "auto") -> str:
+    """The layer name ``"auto"`` stands for: the model's own ``cam_layer`` attribute (the last convolutional
+    activation, e.g. EfficientNet-Lite0's ``head``), else ResNet's ``layer4``."""
+    return getattr(model, "cam_layer", DEFAULT_LAYER) if name == "auto" else name
 
 
 def find_module(model: nn.Module, name: str) -> nn.Module:
-    """The sub-module of ``model`` called ``name`` (as in ``named_modules()``), with close names on a miss."""
+    """The sub-module of ``model`` called ``name`` (as in ``named_modules()``), with close names on a miss;
+    ``"auto"`` resolves through :func:`cam_layer`."""
+    name = cam_layer(model, name)
     modules = dict(model.named_modules())
     if name not in modules or name == "":
         close = difflib.get_close_matches(name, [n for n in modules if n], n=3, cutoff=0.4)
@@ -106,7 +116,7 @@ class GradCAMKernel(Kernel):
     the layer), precision and memory format follow ``opts``.
     """
 
-    def __init__(self, layer: str = "layer4") -> None:
+    def __init__(self, layer: str = "auto") -> None:
         self.layer = layer
 
     def key(self) -> Hashable:
@@ -153,7 +163,8 @@ def check_layer(layer: object) -> str:
 
 @register("gradcam", paper="Selvaraju et al. 2017, Grad-CAM (BAM/PAIR 0.0.5 recipe)")
 class GradCAM(SampledMethod):
-    """GradCAM at layer ``layer`` (default ``"layer4"``, the last residual stage of a torchvision ResNet).
+    """GradCAM at layer ``layer`` (default ``"auto"``: the model's ``cam_layer``, else ``"layer4"``, the last
+    residual stage of a torchvision ResNet).
 
     Returns:
         (N,1,H,W) maps in [0,1] at input resolution (each divided by its own maximum before upsampling).
@@ -161,7 +172,7 @@ class GradCAM(SampledMethod):
 
     output = "map"
 
-    def __init__(self, layer: str = "layer4") -> None:
+    def __init__(self, layer: str = "auto") -> None:
         super().__init__()
         self.layer = check_layer(layer)
 
@@ -176,7 +187,8 @@ class GradCAM(SampledMethod):
 
 
 @register("gradcam_smoothgrad", paper=BAM_PAPER + "; Smilkov et al. 2017, SmoothGrad")
-class GradCAMSmoothGrad(SampledMethod):
+@hyper_parameters(layer="auto", n_samples=25, sigma=0.15, magnitude=True, **NOISE)
+class GradCAMSmoothGrad(Smoothed):
     """BAM's GC-SG: ``(1/n) Σ_i GC(x + ε_i)²`` of the per-sample normalised maps (SPEC §2.13).
 
     Args:
@@ -187,30 +199,13 @@ class GradCAMSmoothGrad(SampledMethod):
     """
 
     output = "map"
-    stochastic = True
 
-    def __init__(
-        self,
-        layer: str = "layer4",
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        magnitude: bool = True,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        super().__init__()
-        self.layer = check_layer(layer)
-        set_smoothing(self, n_samples, sigma, magnitude, noise_space, mean, std)
+    def check(self) -> None:
+        self.layer = check_layer(self.layer)
+        super().check()
 
     def kernel(self) -> Kernel:
         return GradCAMKernel(self.layer)
-
-    def sampler(self) -> S.Sampler:
-        return gaussian_sampler(self)
-
-    def reducer(self) -> R.Reducer:
-        return R.MeanSquare() if self.magnitude else R.Mean()
 
 
 @register("guided_gradcam", paper="Selvaraju et al. 2017, Grad-CAM (Guided Grad-CAM = GB ⊙ GC)")
@@ -219,7 +214,7 @@ class GuidedGradCAM(CompositeMethod):
 
     output = "input"
 
-    def __init__(self, layer: str = "layer4") -> None:
+    def __init__(self, layer: str = "auto") -> None:
         super().__init__()
         self.layer = check_layer(layer)
 
@@ -231,25 +226,16 @@ class GuidedGradCAM(CompositeMethod):
 
 
 @register("guided_gradcam_smoothgrad", paper=BAM_PAPER + " (GGC-SG = GB-SG ⊙ GC-SG)")
+@hyper_parameters(layer="auto", n_samples=25, sigma=0.15, magnitude=True, **NOISE)
 class GuidedGradCAMSmoothGrad(CompositeMethod):
     """BAM's GGC-SG: ``GB-SG(x) ⊙ GC-SG(x)`` with the same smoothing parameters (BAM ``gbs_mask * gcs_mask``)."""
 
     output = "input"
     stochastic = True
 
-    def __init__(
-        self,
-        layer: str = "layer4",
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        magnitude: bool = True,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        super().__init__()
-        self.layer = check_layer(layer)
-        set_smoothing(self, n_samples, sigma, magnitude, noise_space, mean, std)
+    def check(self) -> None:
+        self.layer = check_layer(self.layer)
+        self.parts()  # both parts validate the shared smoothing settings
 
     def _smoothing(self) -> dict:
         return {
@@ -275,7 +261,7 @@ def gradcam(
     model: nn.Module,
     inputs: torch.Tensor,
     target: torch.Tensor,
-    layer: str = "layer4",
+    layer: str = "auto",
     opts: ExecOptions = ExecOptions(),
 ) -> torch.Tensor:
     """Functional form of :class:`GradCAM`: (N,C,H,W) inputs, (N,) targets -> (N,1,H,W) maps in [0,1]."""
@@ -286,7 +272,7 @@ def guided_gradcam(
     model: nn.Module,
     inputs: torch.Tensor,
     target: torch.Tensor,
-    layer: str = "layer4",
+    layer: str = "auto",
     opts: ExecOptions = ExecOptions(),
 ) -> torch.Tensor:
     """Functional form of :class:`GuidedGradCAM`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W)."""

@@ -1,26 +1,27 @@
 """Input-gradient methods on the engine: vanilla gradient, SmoothGrad family, IG family, SmoothTaylor, feature
 suppression (SPEC §2.1–2.7, §2.10, §2.11; defaults from SPEC §2.18).
 
-Every method here is :class:`InputGradient` (∂ logit_target / ∂ input) evaluated on a sampler's inputs and
-reduced by a reducer; methods with equal sampler parameters share one pass in ``attribute_many``.
+Every method here is :class:`~bamkit.attribution.kernels.InputGradient` (∂ logit_target / ∂ input) evaluated on a
+sampler's inputs and reduced by a reducer; methods with equal sampler parameters share one pass in
+``attribute_many``. Hyper-parameters are declared once per method with ``hyper_parameters``; the noisy family's
+checks and sampler are :class:`~bamkit.attribution.smoothing.Smoothed`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
-from bamkit.attribution.backprop import gaussian_sampler
-from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, register
-from bamkit.attribution.engine import SampledMethod, forward_context, pad_batch, resolve_seeds
+from bamkit.attribution.base import ExecOptions, hyper_parameters, register
+from bamkit.attribution.engine import SampledMethod, resolve_seeds
+from bamkit.attribution.kernels import InputGradient
+from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
 from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -37,49 +38,10 @@ GOH = "Goh et al. 2020, Understanding Integrated Gradients with SmoothTaylor (IC
 LUO = "Luo, McDermott & O'Riordan 2025, Sampling Matters in Explanations (arXiv 2506.19442)"
 
 
-class InputGradient(Kernel):
-    """``∂ f_target(x) / ∂ x`` for a batch (B,C,H,W) -> (B,C,H,W), float32 (SPEC §1.2: the raw logit).
-
-    One forward and one backward per batch; bf16 autocast keeps the input and its gradient in float32.
-    """
-
-    def key(self) -> Hashable:
-        return ("input_gradient",)
-
-    @contextlib.contextmanager
-    def bind(self, model: nn.Module, opts: ExecOptions) -> Iterator[KernelFn]:
-        with forward_context(model, opts, self.key()) as forward:
-
-            def fn(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-                n = x.shape[0]
-                if opts.compile:
-                    x, target, n = pad_batch(x, target, opts.batch_size)
-                with torch.enable_grad():
-                    x = x.detach().requires_grad_(True)
-                    logits = forward(x)
-                    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
-                        raise ConfigError(
-                            f"the model must return logits (B, classes); got {tuple(logits.shape)} "
-                            f"for inputs {tuple(x.shape)}"
-                        )
-                    (g,) = torch.autograd.grad(logits.float().gather(1, target[:, None]).sum(), x)
-                return g[:n]
-
-            yield fn
-
-
-def _set(m: Any, **params: Any) -> None:
-    for k, v in params.items():
-        setattr(m, k, tuple(v) if k in ("mean", "std") else v)
-    m.sampler()  # validates the parameters now, before any model runs
-
-
 @register("vanilla_gradient", paper=SIMONYAN)
+@hyper_parameters()
 class VanillaGradient(SampledMethod):
     """``a = ∂f_c/∂x`` at the clean input (BAM App. E "GB"/"VG"; SPEC §2.1)."""
-
-    def __init__(self) -> None:
-        pass
 
     def kernel(self):
         return InputGradient()
@@ -92,24 +54,17 @@ class VanillaGradient(SampledMethod):
 
 
 @register("gradient_x_input", paper=SHRIKUMAR)
-class GradientXInput(SampledMethod):
+@hyper_parameters()
+class GradientXInput(VanillaGradient):
     """``a = x ⊙ ∂f_c/∂x`` on the model input (SPEC §2.2; equals BAM's mean-subtracted GxI up to a factor)."""
-
-    def __init__(self) -> None:
-        pass
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return S.Identity()
 
     def reducer(self):
         return R.TimesInput(R.Mean())
 
 
 @register("smoothgrad", paper=SMILKOV)
-class SmoothGrad(SampledMethod):
+@hyper_parameters(n_samples=20, sigma=0.15, magnitude=False, **NOISE)
+class SmoothGrad(Smoothed):
     """``a = (1/n) Σ_i g(x + ε_i)`` (or of ``g²`` with ``magnitude=True``), ε_i ~ N(0, σ²), σ a fraction of the
     image's range (SPEC §2.3; defaults: GAG's n 20, 15 %, mean).
 
@@ -119,154 +74,47 @@ class SmoothGrad(SampledMethod):
         mean, std: the model's input normalisation (used by ``noise_space="pixel"``).
     """
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 20,
-        sigma: float = 0.15,
-        magnitude: bool = False,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(
-            self,
-            n_samples=n_samples,
-            sigma=sigma,
-            magnitude=bool(magnitude),
-            noise_space=noise_space,
-            mean=mean,
-            std=std,
-        )
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
-
-    def reducer(self):
-        return R.MeanSquare() if self.magnitude else R.Mean()
-
 
 @register("smoothgrad_sq", paper=BAM + "; " + SMILKOV)
-class SmoothGradSquared(SampledMethod):
+@hyper_parameters(n_samples=25, sigma=0.15, **NOISE)
+class SmoothGradSquared(Smoothed):
     """BAM's "SmoothGrad": ``(1/n) Σ_i g(x + ε_i)²``, n 25, σ 15 % (PAIR saliency 0.0.5 defaults; SPEC §2.3)."""
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
-
-    def reducer(self):
-        return R.MeanSquare()
+    magnitude = True
 
 
 @register("smoothgrad_x_input", paper=BAM + "; " + SMILKOV)
-class SmoothGradXInput(SampledMethod):
+@hyper_parameters(n_samples=25, sigma=0.15, magnitude=False, **NOISE)
+class SmoothGradXInput(Smoothed):
     """``x ⊙ SmoothGrad(x)`` (BAM method index 11; n 25, σ 15 % so it shares BAM's SmoothGrad samples)."""
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        magnitude: bool = False,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(
-            self,
-            n_samples=n_samples,
-            sigma=sigma,
-            magnitude=bool(magnitude),
-            noise_space=noise_space,
-            mean=mean,
-            std=std,
-        )
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
-
     def reducer(self):
-        return R.TimesInput(R.MeanSquare() if self.magnitude else R.Mean())
+        return R.TimesInput(super().reducer())
 
 
 @register("vargrad", paper=ADEBAYO + "; " + GAG)
-class VarGrad(SampledMethod):
+@hyper_parameters(n_samples=20, sigma=0.15, **NOISE)
+class VarGrad(Smoothed):
     """Unbiased variance of the noisy gradients (SPEC §2.4; GAG n 20, 15 %)."""
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 20,
-        sigma: float = 0.15,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        if int(n_samples) < 2:
-            raise ConfigError(f"vargrad needs n_samples >= 2 (unbiased variance), got {n_samples}")
-        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
+    min_samples, min_samples_reason = 2, " (unbiased variance)"
 
     def reducer(self):
         return R.Variance()
 
 
 @register("absolutegrad", paper=GAG)
-class AbsoluteGrad(SampledMethod):
+@hyper_parameters(n_samples=20, sigma=0.15, **NOISE)
+class AbsoluteGrad(Smoothed):
     """``(1/n) Σ_i |g(x + ε_i)|`` (GAG eq. 2, "GAG-0"; SPEC §2.5; n 20, 15 %)."""
-
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 20,
-        sigma: float = 0.15,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(self, n_samples=n_samples, sigma=sigma, noise_space=noise_space, mean=mean, std=std)
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
 
     def reducer(self):
         return R.MeanAbs()
 
 
 @register("guided_absolutegrad", paper=GAG)
-class GuidedAbsoluteGrad(SampledMethod):
+@hyper_parameters(n_samples=20, sigma=0.15, p=0.85, guide_normalize=False, **NOISE)
+class GuidedAbsoluteGrad(Smoothed):
     """Guided AbsoluteGrad: mean |g| weighted by a variance guide (GAG §3.2, Alg. 1; SPEC §2.6; n 20, 15 %,
     p = 0.85 = the 85th percentile, per image and channel).
 
@@ -274,45 +122,19 @@ class GuidedAbsoluteGrad(SampledMethod):
         p: variance percentile as a fraction. guide_normalize: the scale-free guide variant (SPEC §2.6).
     """
 
-    stochastic = True
+    min_samples, min_samples_reason = 2, " (its guide is a variance)"
 
-    def __init__(
-        self,
-        n_samples: int = 20,
-        sigma: float = 0.15,
-        p: float = 0.85,
-        guide_normalize: bool = False,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        if int(n_samples) < 2:
-            raise ConfigError(
-                f"guided_absolutegrad needs n_samples >= 2 (its guide is a variance), got {n_samples}"
-            )
-        _set(
-            self,
-            n_samples=n_samples,
-            sigma=sigma,
-            p=float(p),
-            guide_normalize=bool(guide_normalize),
-            noise_space=noise_space,
-            mean=mean,
-            std=std,
-        )
+    def check(self) -> None:
+        self.p, self.guide_normalize = float(self.p), bool(self.guide_normalize)
+        super().check()
         self.reducer()
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
 
     def reducer(self):
         return R.GuidedAbs(self.p, self.guide_normalize)
 
 
 @register("integrated_gradients", paper=SUNDARARAJAN + "; " + BAM)
+@hyper_parameters(n_steps=25, baseline="black", rule="trapezoid", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 class IntegratedGradients(SampledMethod):
     """``a = (x − x') ⊙ ∫_0^1 ∇f_c(x' + α(x − x')) dα`` by quadrature (SPEC §2.7).
 
@@ -322,15 +144,9 @@ class IntegratedGradients(SampledMethod):
         ``bam_linspace``. mean, std: the model's input normalisation (to place black).
     """
 
-    def __init__(
-        self,
-        n_steps: int = 25,
-        baseline: str | float | torch.Tensor = "black",
-        rule: str = "trapezoid",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(self, n_steps=int(n_steps), baseline=baseline, rule=rule, mean=mean, std=std)
+    def check(self) -> None:
+        self.n_steps = S.check_count("n_steps", self.n_steps)
+        self.sampler()
 
     def kernel(self):
         return InputGradient()
@@ -343,39 +159,16 @@ class IntegratedGradients(SampledMethod):
 
 
 @register("ig_smoothgrad", paper=BAM + "; " + SMILKOV)
-class IGSmoothGrad(SampledMethod):
+@hyper_parameters(
+    n_samples=25, sigma=0.15, n_steps=25, baseline="black", rule="trapezoid", magnitude=True, **NOISE
+)
+class IGSmoothGrad(Smoothed):
     """SmoothGrad of Integrated Gradients: mean over noisy copies of IG (squared with ``magnitude=True``, as
     BAM's smoothing wrapper: 25 copies × 25 steps; SPEC §2.7). The noise is added to x, the baseline is fixed."""
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 25,
-        sigma: float = 0.15,
-        n_steps: int = 25,
-        baseline: str | float | torch.Tensor = "black",
-        rule: str = "trapezoid",
-        magnitude: bool = True,
-        noise_space: str = "input",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(
-            self,
-            n_samples=n_samples,
-            sigma=sigma,
-            n_steps=int(n_steps),
-            baseline=baseline,
-            rule=rule,
-            magnitude=bool(magnitude),
-            noise_space=noise_space,
-            mean=mean,
-            std=std,
-        )
-
-    def kernel(self):
-        return InputGradient()
+    def check(self) -> None:
+        self.n_steps = S.check_count("n_steps", self.n_steps)
+        super().check()
 
     def sampler(self):
         return S.NoisyPath(
@@ -394,6 +187,15 @@ class IGSmoothGrad(SampledMethod):
 
 
 @register("feature_suppression", paper=LUO)
+@hyper_parameters(
+    n_samples=50,
+    drop_p=0.7,
+    per="pixel",
+    fill="black",
+    times_input=False,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
 class FeatureSuppression(SampledMethod):
     """Mean |gradient| over Bernoulli pixel-dropped copies ``b ⊙ x`` (Luo et al. 2025 §4.1; SPEC §2.11).
 
@@ -404,26 +206,9 @@ class FeatureSuppression(SampledMethod):
 
     stochastic = True
 
-    def __init__(
-        self,
-        n_samples: int = 50,
-        drop_p: float = 0.7,
-        per: str = "pixel",
-        fill: str | float = "black",
-        times_input: bool = False,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        _set(
-            self,
-            n_samples=n_samples,
-            drop_p=drop_p,
-            per=per,
-            fill=fill,
-            times_input=bool(times_input),
-            mean=mean,
-            std=std,
-        )
+    def check(self) -> None:
+        self.times_input = bool(self.times_input)
+        self.sampler()
 
     def kernel(self):
         return InputGradient()
@@ -463,7 +248,21 @@ def default_objective(
 
 
 @register("smooth_taylor", paper=GOH)
-class SmoothTaylor(SampledMethod):
+@hyper_parameters(
+    n_samples=150,
+    sigma=0.5,
+    sigma_mode="absolute",
+    noise_space="input",
+    adaptive=False,
+    objective="auto",
+    lr=0.1,
+    decay=0.9,
+    patience=3,
+    max_iter=20,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+class SmoothTaylor(Smoothed):
     """``R(x) = (1/N) Σ_i (x − z_i) ⊙ ∇f_c(z_i)``, roots ``z_i = x + σ ε_i`` (SPEC §2.10; N 150, σ 0.5 absolute
     in normalised units). With ``adaptive=True``, σ is optimised per image to minimise ``objective``
     (adaptive noising: start at mean |x|, step ``lr`` decayed by ``decay`` on failure, stop after ``patience``
@@ -475,52 +274,18 @@ class SmoothTaylor(SampledMethod):
             (lower is better).
     """
 
-    stochastic = True
-
-    def __init__(
-        self,
-        n_samples: int = 150,
-        sigma: float = 0.5,
-        sigma_mode: str = "absolute",
-        noise_space: str = "input",
-        adaptive: bool = False,
-        objective: str | Objective = "auto",
-        lr: float = 0.1,
-        decay: float = 0.9,
-        patience: int = 3,
-        max_iter: int = 20,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        if not (callable(objective) or objective in ("auto", "total_variation")):
+    def check(self) -> None:
+        if not (callable(self.objective) or self.objective in ("auto", "total_variation")):
             raise ConfigError(
-                f"objective {objective!r} is not 'auto', 'total_variation' or a callable "
+                f"objective {self.objective!r} is not 'auto', 'total_variation' or a callable "
                 "(model, x, target, heatmap) -> float"
             )
-        _set(
-            self,
-            n_samples=n_samples,
-            sigma=sigma,
-            sigma_mode=sigma_mode,
-            noise_space=noise_space,
-            adaptive=bool(adaptive),
-            objective=objective,
-            lr=float(lr),
-            decay=float(decay),
-            patience=int(patience),
-            max_iter=int(max_iter),
-            mean=mean,
-            std=std,
-        )
+        self.adaptive, self.lr, self.decay = bool(self.adaptive), float(self.lr), float(self.decay)
+        self.patience, self.max_iter = int(self.patience), int(self.max_iter)
+        super().check()
 
     def sampled(self) -> bool:
         return not self.adaptive
-
-    def kernel(self):
-        return InputGradient()
-
-    def sampler(self):
-        return gaussian_sampler(self)
 
     def reducer(self):
         return R.Taylor()

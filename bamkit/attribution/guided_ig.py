@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bamkit.attribution import samplers as S
+from bamkit.attribution import paths as P
 from bamkit.attribution.base import ExecOptions, Method, check_inputs, model_guard, register
-from bamkit.attribution.gradients import InputGradient
+from bamkit.attribution.kernels import InputGradient
 from bamkit.errors import ConfigError
 from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from bamkit.progress import bar
@@ -163,7 +163,7 @@ class GuidedIG(Method):
         opts: ExecOptions = ExecOptions(),
     ) -> torch.Tensor:
         target = check_inputs(inputs, target)
-        base = S.resolve_baseline(self.baseline, inputs, self.mean, self.std)
+        base = P.resolve_baseline(self.baseline, inputs, self.mean, self.std)
         out = []
         bs = opts.batch_size
         with model_guard(model), InputGradient().bind(model, opts) as gradient:

@@ -1,7 +1,6 @@
 """The δ-patch stage: read inputs, optimise in resumable batches, verify what is stored, write the set, summarise.
 
-``craft_file`` is what ``bamkit delta`` and the ``bamkit run`` orchestrator call (also exported as
-``bamkit.delta.optimize.craft_file``). The stage is skipped when the output already holds a patch set made from
+``craft_file`` is what ``bamkit delta`` and the ``bamkit run`` orchestrator call. The stage is skipped when the output already holds a patch set made from
 the same inputs, checkpoint and options (its ``key`` attribute), unless ``force=True``.
 """
 

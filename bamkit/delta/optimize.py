@@ -360,14 +360,3 @@ def optimize_batch(
     patched, clipped = quantize(x, delta)
     hist = torch.stack(history) if history else torch.zeros((0, b), dtype=dtype, device=device)
     return DeltaResult(patched, delta, clipped, steps_run, hist, loss, change)
-
-
-def craft_file(data: Any, model_path: Any, out: Any = None, **options: Any) -> dict:
-    """Craft the ``bamboo_forest_patch`` set of a dataset file; see :func:`bamkit.delta.craft.craft_file`.
-
-    Kept here because the ``bamkit run`` orchestrator calls ``bamkit.delta.optimize.craft_file``; the file I/O
-    lives in :mod:`bamkit.delta.craft` so this module stays pure torch.
-    """
-    from bamkit.delta.craft import craft_file as _craft_file
-
-    return _craft_file(data, model_path, out=out, **options)

@@ -7,10 +7,12 @@
 * Localisation: :func:`dice`, :func:`logcosh_dice`, :func:`mae`, :func:`sqrt_mae`, :func:`rmse`,
   :func:`pointing_game`.
 * Stability: :func:`kendall_tau`, :func:`cosine_similarity`, :func:`input_noise_stability`,
-  :func:`masking_stability`, :func:`autvc`, :func:`mutual_information`.
+  :func:`masking_stability`; noise level :func:`autvc`; explanation certainty :func:`mutual_information`.
 * Statistics: :mod:`bamkit.metrics.stats`. Metadata: :data:`METRICS` (``bamkit metrics``).
 """
 
+from bamkit.metrics import catalogue  # noqa: F401  (registers every metric in METRICS)
+from bamkit.metrics.autvc import AutvcResult, autvc, average_total_variation
 from bamkit.metrics.bam import (
     ACC_DROP_PAPER,
     RmcsResult,
@@ -31,30 +33,18 @@ from bamkit.metrics.bam import (
     relative_attribution_change_per_pair,
     rmcs_series,
 )
-from bamkit.metrics.faithfulness import (
-    AupcResult,
-    CurveResult,
-    RcapResult,
-    aupc,
-    deletion_auc,
-    insertion_auc,
-    rcap,
-    rcap_details,
-)
+from bamkit.metrics.faithfulness import AupcResult, CurveResult, aupc, deletion_auc, insertion_auc
 from bamkit.metrics.functional import Score, simpson, trapezoid
+from bamkit.metrics.information import MI_ESTIMATOR_NOTE, mutual_information
 from bamkit.metrics.localisation import dice, dice_loss, logcosh_dice, mae, pointing_game, rmse, sqrt_mae
+from bamkit.metrics.rcap import RcapResult, rcap, rcap_details
 from bamkit.metrics.registry import METRICS, Metric
 from bamkit.metrics.stability import (
-    MI_ESTIMATOR_NOTE,
-    AutvcResult,
     StabilityResult,
-    autvc,
-    average_total_variation,
     cosine_similarity,
     input_noise_stability,
     kendall_tau,
     masking_stability,
-    mutual_information,
 )
 from bamkit.metrics.stats import (
     bootstrap_ci,

@@ -155,7 +155,7 @@ def _stage_verify(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], di
 
 
 def _stage_delta(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
-    from bamkit.delta.optimize import craft_file
+    from bamkit.delta.craft import craft_file
 
     summary = craft_file(lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, **rc.delta)
     return [lay.rel(lay.delta)], {"summary": summary}
