@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="results folder (default: a temporary one, deleted after)")
     args = ap.parse_args(argv)
 
-    from bamkit.evaluate import evaluate
-    from bamkit.evaluate import load_suite
+    from bamkit.evaluate import evaluate, load_suite
     from bamkit.paths import shipped
 
     tmp = Path(tempfile.mkdtemp(prefix="bamkit-bench-"))

@@ -221,7 +221,8 @@ def test_resume_after_kill_is_byte_identical(sources, tmp_path, caplog, replay_k
 @pytest.mark.parametrize("outside", [False, True])
 def test_inspect_checks_delta_patch_set(built, tmp_path, outside):
     """A bamboo_forest_patch set written through write_set may change pixels only inside the dog masks."""
-    from bamkit.data.h5 import FIELDS, open_for_append, write_set
+    from bamkit.data.h5 import FIELDS
+    from bamkit.data.h5_write import open_for_append, write_set
 
     p = tmp_path / "patched.h5"
     shutil.copy(built, p)

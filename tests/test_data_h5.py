@@ -9,8 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from bamkit.data import h5 as H
-from bamkit.data.h5 import FIELDS, BamFile, open_for_append, write_set
+from bamkit.data import h5_write as h5w
+from bamkit.data.h5 import FIELDS, BamFile
+from bamkit.data.h5_write import open_for_append, write_set
 from bamkit.errors import DataError
 
 
@@ -31,7 +32,9 @@ def _arrays(n, size=8, seed=0):
 @pytest.fixture
 def empty_file(tmp_path):
     p = tmp_path / "d.h5"
-    H.create_file(p, ["a", "b"], ["s"], 8, {"seed": 5, "recipe": "x: 1", "provenance": {"k": [1, 2]}}).close()
+    h5w.create_file(
+        p, ["a", "b"], ["s"], 8, {"seed": 5, "recipe": "x: 1", "provenance": {"k": [1, 2]}}
+    ).close()
     return p
 
 
@@ -88,7 +91,7 @@ def test_write_set_replaces_and_validates(empty_file):
 
 def test_incomplete_set_is_invisible(empty_file):
     with open_for_append(empty_file) as h5:
-        H.create_set(h5, "half", 4, 8)  # written but never marked complete (an interrupted writer)
+        h5w.create_set(h5, "half", 4, 8)  # written but never marked complete (an interrupted writer)
     with BamFile(empty_file) as bf:
         assert bf.sets() == [] and not bf.has("half")
         with pytest.raises(DataError, match="not in"):
@@ -98,16 +101,16 @@ def test_incomplete_set_is_invisible(empty_file):
 @pytest.mark.parametrize("compress_images", [False, True])
 def test_direct_chunks_equal_normal_writes(tmp_path, compress_images):
     p = tmp_path / "c.h5"
-    H.create_file(p, ["a", "b"], ["s"], 8, compress_images=compress_images).close()
+    h5w.create_file(p, ["a", "b"], ["s"], 8, compress_images=compress_images).close()
     arr = _arrays(10)
     with open_for_append(p) as h5:
-        g = H.create_set(h5, "direct", 10, 8, chunk_rows=4)
+        g = h5w.create_set(h5, "direct", 10, 8, chunk_rows=4)
         for field in FIELDS:
             data = np.asarray(arr[field]).astype(FIELDS[field])
             for j in range(3):
-                chunk = H.encode_chunk(data[j * 4 : (j + 1) * 4], 4, H.compressed(field, compress_images))
-                H.write_chunk(g[field], j, chunk)
-        H.mark_complete(g)
+                chunk = h5w.encode_chunk(data[j * 4 : (j + 1) * 4], 4, h5w.compressed(field, compress_images))
+                h5w.write_chunk(g[field], j, chunk)
+        h5w.mark_complete(g)
         assert (g["images"].compression == "gzip") == compress_images
     with BamFile(p) as bf:
         for field in FIELDS:
@@ -118,7 +121,7 @@ def test_files_are_byte_reproducible(tmp_path):
     paths = []
     for name in ("a.h5", "b.h5"):
         p = tmp_path / name
-        with H.create_file(p, ["a"], ["s"], 8, {"seed": 1}) as h5:
+        with h5w.create_file(p, ["a"], ["s"], 8, {"seed": 1}) as h5:
             write_set(h5, "obj_scene", _arrays(6), attrs={"n": 6})
         paths.append(p.read_bytes())
     assert paths[0] == paths[1]

@@ -12,6 +12,7 @@ from torch import nn
 
 from bamkit.cli import main
 from bamkit.data import h5 as bh5
+from bamkit.data import h5_write as h5w
 from bamkit.delta.craft import craft_file, verify_file
 from bamkit.delta.optimize import DeltaOptions, delta_loss, model_input, optimize_batch, quantize
 from bamkit.delta.store import PATCH_SET, read_inputs
@@ -75,14 +76,14 @@ def write_dataset(
         "scene_label": np.zeros(n_pairs, np.int16),
     }
     r = np.asarray(rows)
-    h = bh5.create_file(
+    h = h5w.create_file(
         path, ["backpack", "bird", "dog"], [f"s{i}" for i in range(10)], SIZE, attrs={"seed": 0}
     )
     try:
-        bh5.write_set(
+        h5w.write_set(
             h, "obj_scene", {**common, "images": dog, "object_label": np.full(n_pairs, 2, np.int16)}
         )
-        bh5.write_set(
+        h5w.write_set(
             h,
             "bamboo_forest",
             {
@@ -404,7 +405,7 @@ def test_in_place_leaves_the_other_sets_untouched(files):
 
 def test_missing_sets_are_one_line_errors(tmp_path):
     path = tmp_path / "bam.h5"
-    h = bh5.create_file(path, ["dog"], ["s0"], SIZE)
+    h = h5w.create_file(path, ["dog"], ["s0"], SIZE)
     h.close()
     with pytest.raises(DataError, match="no 'bamboo_forest' set"):
         read_inputs(path)

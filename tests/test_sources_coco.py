@@ -11,7 +11,7 @@ from PIL import Image
 from bamkit.classes import BAM_OBJECTS
 from bamkit.errors import DataError
 from bamkit.sources.coco import CocoObjects
-from bamkit.sources.synth import coco_plan, render_coco_image
+from bamkit.sources.synth_coco import coco_plan, render_coco_image
 from bamkit.testing.sources import cached_synth, write_coco_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' numpy-2 __array__ notice

@@ -14,7 +14,9 @@ from bamkit.classes import BAM_OBJECTS, BAM_SCENES, COCO_IDS, MINIPLACES_IDS
 from bamkit.cli import main
 from bamkit.errors import ConfigError, DataError
 from bamkit.sources.coco import CocoObjects
-from bamkit.sources.synth import SCALES, uncompressed_rle, write_sources
+from bamkit.sources.synth import write_sources
+from bamkit.sources.synth_base import SCALES
+from bamkit.sources.synth_coco import uncompressed_rle
 from bamkit.testing.sources import cached_synth
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' numpy-2 __array__ notice

@@ -6,6 +6,7 @@ specs, no pixels) -> ``build.build_dataset`` (decode sources once, compose in wo
 Readers of built files use :class:`bamkit.data.h5.BamFile`.
 """
 
-from bamkit.data.h5 import FIELDS, SCHEMA_VERSION, BamFile, SetView, open_for_append, write_set
+from bamkit.data.h5 import FIELDS, SCHEMA_VERSION, BamFile, SetView
+from bamkit.data.h5_write import open_for_append, write_set
 
 __all__ = ["FIELDS", "SCHEMA_VERSION", "BamFile", "SetView", "open_for_append", "write_set"]

@@ -28,7 +28,6 @@ or not the build was interrupted.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -37,16 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from bamkit.data import h5 as H
+from bamkit.data import h5_write as h5w
 from bamkit.data import prepare as P
-from bamkit.data.compose import draw_placements, harden, paste_resized, row_hash
 from bamkit.data.filters import make_filter
+from bamkit.data.journal import ChunkWriter, attempt_dir, open_output, parts_dir, replay
 from bamkit.data.plan import (
-    COMPOSITE,
-    GRAY,
-    SCENE_PLAIN,
     Group,
     Plan,
     choose_sources,
@@ -54,210 +50,18 @@ from bamkit.data.plan import (
 )
 from bamkit.data.pool import OrderedPool, ordered_pool
 from bamkit.data.recipe import Recipe
+from bamkit.data.workers import chunk_rows, compose_chunk, compose_to_slot, init_worker, slot_size
 from bamkit.errors import DataError
 from bamkit.progress import bar
 from bamkit.provenance import file_hash, json_hash, versions
 
 log = logging.getLogger(__name__)
 
-_W: dict[str, Any] = {}
-# Provenance fields the builder writes after the API.md ones, in this order (chunk order of a task).
-_EXTRA = ("object_index", "paired_object", "source_object", "source_scene")
-FIELD_ORDER = (*H.FIELDS, *_EXTRA)
 # Version of the parts-folder formats (source cache, journal) and the random streams: a parts folder of
 # another builder version is never resumed.
 _BUILDER = 2
 # Modules the fork server imports once for every worker (decoding and composing).
-_PRELOAD = ("bamkit.data.build", "bamkit.sources.coco", "bamkit.sources.decode", "PIL.JpegImagePlugin")
-
-
-# -- worker side ------------------------------------------------------------------------------------------
-def _init_worker(plan: Plan, cache: str, prepare_args: tuple[str, str, int, int]) -> None:
-    """State of a worker of both stages: decoding (:mod:`bamkit.data.prepare`) and composing."""
-    P.init_worker(*prepare_args)
-    _W.clear()
-    _W.update(plan=plan, cache_path=cache, cache=None, pid=-1)
-
-
-def _cache() -> dict[str, Any]:
-    """The decoded-source cache of this process: small tables in memory, pixels read per chunk."""
-    if _W["cache"] is None or _W["pid"] != os.getpid():
-        f = h5py.File(_W["cache_path"], "r")
-        _W["cache"] = {
-            "file": f,
-            "obj_rgba": f["obj_rgba"],
-            "scenes": f["scenes"],
-            **{k: f[k][()] for k in ("obj_hw", "obj_src_hw", "obj_ids", "scene_files")},
-        }
-        _W["pid"] = os.getpid()
-    return _W["cache"]
-
-
-def _gather(d: h5py.Dataset, first: np.ndarray, i: np.ndarray) -> np.ndarray:
-    """Rows ``d[first[r], i[r]]`` stacked, with one slice read per distinct ``first`` (chunks are runs of i)."""
-    out = np.empty((len(i), *d.shape[2:]), dtype=d.dtype)
-    for a in np.unique(first):
-        rows = np.flatnonzero(first == a)
-        sel = i[rows]
-        lo, hi = int(sel.min()), int(sel.max()) + 1
-        out[rows] = d[int(a), lo:hi][sel - lo]
-    return out
-
-
-def chunk_rows(plan: Plan, group: Group) -> int:
-    """Rows per HDF5 chunk of the group's sets (the recipe's ``chunk_rows``, capped at the set size)."""
-    return min(plan.recipe.chunk_rows, group.n_rows)
-
-
-def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes | np.ndarray]]:
-    """Compose chunk ``j`` of group ``g`` of every set in the group; return its encoded dataset chunks.
-
-    Returns:
-        set name -> field (in :data:`FIELD_ORDER`) -> the chunk as HDF5 stores it: ``bytes`` (deflated), or
-        for a dataset without filter a C-contiguous array of exactly ``chunk_rows`` rows (the last chunk of a
-        set zero-padded); equal deflated chunks are the same ``bytes`` object.
-    """
-    g, j = task
-    plan: Plan = _W["plan"]
-    r = plan.recipe
-    group = plan.groups[g]
-    rows = chunk_rows(plan, group)
-    start, stop = j * rows, min((j + 1) * rows, group.n_rows)
-    o, s, i = plan.rows(group, start, stop)
-    kinds = {name: plan.kinds(group, name, s) for name in group.sets}
-    c = _cache()
-    size, m = r.size, stop - start
-    placed = np.logical_or.reduce([k != SCENE_PLAIN for k in kinds.values()])
-    scenes = _gather(c["scenes"], s, i)
-    # One placement and one resize per composite, shared by every set of the group (BAM §3.1).
-    canvas = np.zeros((m, size, size, 4), np.uint8)
-    boxes = np.full((m, 4), -1, np.int32)
-    ids = np.full((m, 2), -1, np.int64)
-    rows_p = np.flatnonzero(placed)
-    if rows_p.size:
-        op, ip = o[rows_p], i[rows_p]
-        objects = _gather(c["obj_rgba"], op, ip)
-        y0, x0, h, w = draw_placements(
-            row_hash(r.seed, op, s[rows_p], ip), c["obj_src_hw"][op, ip], size, r.size_range
-        )
-        boxes[rows_p] = np.stack([y0, x0, y0 + h, x0 + w], axis=1)
-        ids[rows_p] = c["obj_ids"][op, ip]
-        obj_hw = c["obj_hw"][op, ip].tolist()
-        for k, (row, a, b, hh, ww) in enumerate(
-            zip(rows_p.tolist(), y0.tolist(), x0.tolist(), h.tolist(), w.tolist())
-        ):
-            oh, ow = obj_hw[k]
-            paste_resized(canvas[row], np.ascontiguousarray(objects[k, :oh, :ow]), a, b, hh, ww)
-    masks = harden(canvas, boxes)
-    obj_rgb = canvas[..., :3]
-    box_list = boxes.tolist()
-    shared = {
-        "split": plan.split(i),
-        "pair_index": plan.pair_index(o, s, i),
-        "object_index": i.astype(np.int32),
-    }
-    scene_files = c["scene_files"][s, i]
-    no_file = np.zeros(m, dtype=scene_files.dtype)
-    # Identical arrays (the masks of obj_scene, scene_only and obj_gray) are deflated and pickled once.
-    memo: dict[tuple[str, int], tuple[np.ndarray, bytes]] = {}
-
-    def encode(field: str, arr: np.ndarray) -> bytes | np.ndarray:
-        if not H.compressed(field, r.compress_images):
-            if arr.shape[0] < rows:
-                return np.frombuffer(H.encode_chunk(arr, rows, compress=False), arr.dtype)
-            return np.ascontiguousarray(arr)
-        key = (field, id(arr))
-        if key not in memo:
-            memo[key] = (arr, H.encode_chunk(arr, rows, compress=True))
-        return memo[key][1]
-
-    out: dict[str, dict[str, bytes | np.ndarray]] = {}
-    for name, kind in kinds.items():
-        comp, gray = kind == COMPOSITE, kind == GRAY
-        has = kind != SCENE_PLAIN  # SCENE_PAIRED rows carry their composite's mask (API.md scene_only)
-        if gray.all():
-            images = np.full_like(scenes, r.gray_value)
-        elif gray.any():
-            images = np.where(gray[:, None, None, None], np.uint8(r.gray_value), scenes)
-        else:
-            images = scenes
-        with_obj = np.flatnonzero(comp | gray).tolist()
-        if with_obj:
-            images = images.copy() if images is scenes else images
-            for row in with_obj:
-                y0_, x0_, y1_, x1_ = box_list[row]
-                np.copyto(
-                    images[row, y0_:y1_, x0_:x1_],
-                    obj_rgb[row, y0_:y1_, x0_:x1_],
-                    where=masks[row, y0_:y1_, x0_:x1_, None],
-                )
-        arrays = {
-            "images": images,
-            "masks": masks if has.all() else masks & has[:, None, None],  # same object: encoded once
-            "boxes": np.where(has[:, None], boxes, np.int32(-1)),
-            "object_label": np.where(comp | gray, o, -1).astype(np.int16),
-            "scene_label": np.where(gray, -1, s).astype(np.int16),
-            **shared,
-            "paired_object": np.where(has, o, -1).astype(np.int16),
-            "source_object": np.where(has[:, None], ids, np.int64(-1)),
-            "source_scene": np.where(gray, no_file, scene_files),
-        }
-        out[name] = {f: encode(f, arrays[f]) for f in FIELD_ORDER}
-    return out
-
-
-def _shm(name: str) -> shared_memory.SharedMemory:
-    """This worker's attachment to the parent's chunk buffer (attached once per process)."""
-    if _W.get("shm_name") != name:
-        _W["shm"] = shared_memory.SharedMemory(name=name)
-        _W["shm_name"] = name
-    return _W["shm"]
-
-
-def compose_to_slot(task: tuple[int, int, str, int, int]) -> list[tuple[int, int]] | list[bytes]:
-    """Compose a chunk task into a slot of the parent's shared buffer instead of sending the bytes back.
-
-    Args:
-        task: ``(g, j, buffer name, slot offset, slot size)``; the parent gives each task in flight its own
-            slot, so the workers never write the same bytes (:func:`_compose_shared`).
-
-    Returns:
-        ``(offset, size)`` within the slot of each chunk, in the task's write order (a chunk equal to an
-        earlier one points at the same bytes); or the chunks' ``bytes`` when they do not fit the slot.
-    """
-    g, j, name, base, cap = task
-    plan: Plan = _W["plan"]
-    chunks = compose_chunk((g, j))
-    data = [chunks[n][f] for n in plan.groups[g].sets for f in FIELD_ORDER]
-    if sum(memoryview(d).nbytes for d in {id(d): d for d in data}.values()) > cap:
-        return [bytes(memoryview(d).cast("B")) for d in data]
-    buf = _shm(name).buf
-    locs: list[tuple[int, int]] = []
-    placed: dict[int, tuple[int, int]] = {}
-    at = 0
-    for d in data:
-        if id(d) not in placed:
-            view = memoryview(d).cast("B")
-            buf[base + at : base + at + view.nbytes] = view
-            placed[id(d)] = (at, view.nbytes)
-            at += view.nbytes
-        locs.append(placed[id(d)])
-    return locs
-
-
-def _slot_size(plan: Plan, scene_width: int) -> int:
-    """Bytes that hold every chunk of any task (raw size, plus deflate's worst-case growth)."""
-    size, best = plan.recipe.size, 0
-    widths = {
-        **{k: v.itemsize for k, v in H.FIELDS.items()},
-        **{k: H.EXTRA_FIELDS[k].itemsize for k in _EXTRA},
-    }
-    widths["source_scene"] = scene_width
-    for group in plan.groups:
-        rows = chunk_rows(plan, group)
-        raw = [rows * int(np.prod(H.row_shape(f, size), dtype=np.int64)) * widths[f] for f in FIELD_ORDER]
-        best = max(best, len(group.sets) * sum(n + n // 8 + 64 for n in raw))
-    return best
+_PRELOAD = ("bamkit.data.workers", "bamkit.sources.coco", "bamkit.sources.decode", "PIL.JpegImagePlugin")
 
 
 # -- parent side ------------------------------------------------------------------------------------------
@@ -303,121 +107,12 @@ def build_key(
     )
 
 
-def _parts_dir(out: Path, key: str) -> Path:
-    parts = out.with_name(out.name + ".parts")
-    manifest = parts / "manifest.json"
-    if parts.exists():
-        try:
-            same = json.loads(manifest.read_text())["key"] == key
-        except (OSError, ValueError, KeyError):
-            same = False
-        if same:
-            log.info("resuming the interrupted build in %s", parts)
-            return parts
-        log.info("%s belongs to another recipe or source; starting afresh", parts)
-        shutil.rmtree(parts)
-    parts.mkdir(parents=True)
-    manifest.write_text(json.dumps({"key": key}))
-    return parts
-
-
-def _open_output(plan: Plan, path: Path, attrs: dict[str, Any], scene_width: int) -> h5py.File:
-    """Create the output file and every set's empty datasets (the same calls on every run)."""
-    r = plan.recipe
-    f = H.create_file(path, list(r.objects), list(r.scenes), r.size, attrs, compress_images=r.compress_images)
-    extra = {**{k: H.EXTRA_FIELDS[k] for k in _EXTRA}, "source_scene": np.dtype(f"S{scene_width}")}
-    for group in plan.groups:
-        for name in group.sets:
-            H.create_set(f, name, group.n_rows, r.size, extra=extra, chunk_rows=chunk_rows(plan, group))
-    return f
-
-
-class _Writer:
-    """Writes task chunks into the output file in task order and journals where their bytes are."""
-
-    def __init__(self, plan: Plan, f: h5py.File, journal: Path, tasks: list[tuple[int, int]]) -> None:
-        self.plan, self.f, self.tasks = plan, f, tasks
-        self.handles = {
-            (name, field): f[name][field]
-            for group in plan.groups
-            for name in group.sets
-            for field in FIELD_ORDER
-        }
-        self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.done = 0
-
-    def fields(self, idx: int) -> list[tuple[str, str]]:
-        """(set, field) of each chunk of task ``idx``, in write order."""
-        group = self.plan.groups[self.tasks[idx][0]]
-        return [(name, field) for name in group.sets for field in FIELD_ORDER]
-
-    def write(self, idx: int, chunks: dict[str, dict[str, Any]] | list[Any]) -> None:
-        """Store task ``idx``'s chunks (buffers in :meth:`fields` order, or compose_chunk's dict); journal."""
-        if idx != self.done:
-            raise DataError(f"internal: chunk task {idx} written out of order (expected {self.done})")
-        j = self.tasks[idx][1]
-        data = chunks if isinstance(chunks, list) else [chunks[n][k] for n, k in self.fields(idx)]
-        locs = [H.write_chunk(self.handles[key], j, d) for key, d in zip(self.fields(idx), data)]
-        # The line is appended only after every chunk of the task reached the operating system.
-        os.write(self.journal, (f"{idx} " + " ".join(f"{a}:{b}" for a, b in locs) + "\n").encode())
-        self.done += 1
-
-    def close(self) -> None:
-        os.close(self.journal)
-
-
-def _journal(path: Path, writer: _Writer) -> list[list[tuple[int, int]]]:
-    """The well-formed journal lines of ``path``: per task in order, its chunks' (offset, size)."""
-    out: list[list[tuple[int, int]]] = []
-    try:
-        lines = path.read_bytes().split(b"\n")[:-1]  # a last line without newline was cut by the kill
-    except OSError:
-        return out
-    for line in lines:
-        parts = line.decode(errors="replace").split(" ")
-        idx = len(out)
-        if idx >= len(writer.tasks) or parts[0] != str(idx) or len(parts) - 1 != len(writer.fields(idx)):
-            break
-        try:
-            out.append([(int(a), int(b)) for a, b in (x.split(":") for x in parts[1:])])
-        except ValueError:
-            break
-    return out
-
-
-def _replay(previous: Path, writer: _Writer) -> None:
-    """Copy the journalled chunks of an interrupted run (``previous/``) into the new file, in task order."""
-    entries = _journal(previous / "journal.txt", writer)
-    if not entries:
-        return
-    with open(previous / "data.h5", "rb") as old:
-        for idx, locs in enumerate(bar(entries, desc="resume", unit="chunk")):
-            data = []
-            for offset, size in locs:
-                old.seek(offset)
-                data.append(old.read(size))
-            if any(len(d) != size for d, (_, size) in zip(data, locs)):
-                break
-            writer.write(idx, data)
-
-
-def _attempt_dir(parts: Path) -> tuple[Path, Path | None]:
-    """The folder of this run's output and journal, and the interrupted run's folder to replay (if any)."""
-    current, previous = parts / "current", parts / "previous"
-    if previous.exists():  # a replay was interrupted: its partial copy is discarded, the original kept
-        shutil.rmtree(current, ignore_errors=True)
-    elif current.exists():
-        os.replace(current, previous)
-    current.mkdir()
-    return current, previous if previous.exists() else None
-
-
 def _compose_shared(
     plan: Plan,
     pool: OrderedPool,
     tasks: list[tuple[int, int]],
     todo: range,
-    writer: _Writer,
+    writer: ChunkWriter,
     scene_width: int,
     pbar: Any,
     n_rows: Any,
@@ -427,7 +122,7 @@ def _compose_shared(
     The pool keeps at most ``2 * workers`` tasks submitted while the parent writes one more, so
     ``2 * workers + 1`` slots used round-robin never overlap; the chunk bytes cross no pipe.
     """
-    cap = _slot_size(plan, scene_width)
+    cap = slot_size(plan, scene_width)
     n_slots = 2 * pool.workers + 1
     shm = shared_memory.SharedMemory(create=True, size=cap * n_slots)
     try:
@@ -458,12 +153,12 @@ def _write_all(
     label: str,
 ) -> None:
     """Create ``current/data.h5``, replay ``previous``'s journalled chunks, compose the rest, mark complete."""
-    f = _open_output(plan, current / "data.h5", attrs, scene_width)
-    writer = _Writer(plan, f, current / "journal.txt", tasks)
+    f = open_output(plan, current / "data.h5", attrs, scene_width)
+    writer = ChunkWriter(plan, f, current / "journal.txt", tasks)
     try:
         if previous is not None:
             log.info("resuming: copying the chunks journalled in %s", previous)
-            _replay(previous, writer)
+            replay(previous, writer)
             shutil.rmtree(previous)
         todo = range(writer.done, len(tasks))
 
@@ -481,7 +176,7 @@ def _write_all(
                 _compose_shared(plan, pool, tasks, todo, writer, scene_width, pbar, n_rows)
         for group in plan.groups:
             for name in group.sets:
-                H.mark_complete(f[name], _set_attrs(plan, group, name))
+                h5w.mark_complete(f[name], _set_attrs(plan, group, name))
     finally:
         writer.close()
         f.close()
@@ -523,7 +218,7 @@ def build_dataset(
         log.info("%s is up to date (same recipe and sources)", out)
         return out
 
-    parts = _parts_dir(out, key)
+    parts = parts_dir(out, key)
     cache = parts / "sources.h5"
     if not cache.exists():
         P.write_subset(coco, choice, P.subset_path(cache))
@@ -534,7 +229,7 @@ def build_dataset(
     ]
     # One pool for decoding and composing: workers start once (a worker's start-up is the fixed cost).
     init = (plan, str(cache), P.init_args(recipe, cache))
-    with ordered_pool(workers, _init_worker, init, preload=_PRELOAD) as pool:
+    with ordered_pool(workers, init_worker, init, preload=_PRELOAD) as pool:
         if cache.exists():
             summary = P.cache_summary(cache)
         else:
@@ -558,7 +253,7 @@ def build_dataset(
             "scene_filter": scene_filter.describe(),
         }
         attrs = {"recipe": recipe.to_yaml(), "seed": recipe.seed, "build_key": key, "provenance": provenance}
-        current, previous = _attempt_dir(parts)
+        current, previous = attempt_dir(parts)
         _write_all(plan, pool, tasks, current, previous, attrs, scene_width, out.name)
     os.replace(current / "data.h5", out)
     shutil.rmtree(parts, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The BAM dataset file: schema, writer and lazy reader (API.md "HDF5 dataset file").
+"""The BAM dataset file: schema and lazy reader (API.md "HDF5 dataset file"); writing is :mod:`bamkit.data.h5_write`.
 
 One HDF5 file holds every set of a build. Each set is a group (``obj_scene``, ``commonality/k0.3`` …) holding
 the API.md datasets (:data:`FIELDS`) plus optional provenance datasets (:data:`EXTRA_FIELDS`). All datasets of
@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import zlib
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +73,7 @@ def row_shape(field: str, size: int) -> tuple[int, ...]:
     return ()
 
 
-def _fail_if_not_file(path: Path) -> None:
+def fail_if_not_file(path: Path) -> None:
     if not path.is_file():
         raise DataError(
             f"dataset file {str(path)!r} does not exist; build it with 'bamkit build RECIPE.yaml'"
@@ -84,7 +82,7 @@ def _fail_if_not_file(path: Path) -> None:
         raise DataError(f"{str(path)!r} is not an HDF5 file; pass a dataset built by 'bamkit build'")
 
 
-def _check_schema(f: h5py.File, path: Path) -> None:
+def check_schema(f: h5py.File, path: Path) -> None:
     version = f.attrs.get("schema_version")
     if version is None:
         raise DataError(f"{str(path)!r} has no 'schema_version' attribute; it was not written by bamkit")
@@ -112,20 +110,6 @@ def _read_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
         if isinstance(v, str) and v.startswith("json:"):
             out[k] = json.loads(v[5:])
     return out
-
-
-def _write_attrs(obj: h5py.Group | h5py.Dataset, attrs: Mapping[str, Any]) -> None:
-    for k, v in attrs.items():
-        if isinstance(v, (dict, list, tuple)) and not (
-            isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)
-        ):
-            obj.attrs[k] = "json:" + json.dumps(v, sort_keys=True, default=str)
-        elif isinstance(v, (list, tuple)):
-            obj.attrs[k] = np.array(list(v), dtype=h5py.string_dtype())
-        elif v is None:
-            obj.attrs[k] = "json:null"
-        else:
-            obj.attrs[k] = v
 
 
 class SetView:
@@ -219,7 +203,7 @@ class BamFile:
     def _handle(self) -> h5py.File:
         # One handle per process: h5py handles must never cross a fork/spawn.
         if self._h is None or self._pid != os.getpid() or not self._h.id.valid:
-            _fail_if_not_file(self.path)
+            fail_if_not_file(self.path)
             try:
                 self._h = h5py.File(self.path, "r")
             except OSError as e:
@@ -227,7 +211,7 @@ class BamFile:
                     f"cannot open {str(self.path)!r}: {e}; the file may be incomplete or corrupt"
                 ) from None
             self._pid = os.getpid()
-            _check_schema(self._h, self.path)
+            check_schema(self._h, self.path)
         return self._h
 
     def close(self) -> None:
@@ -286,221 +270,3 @@ def _list_sets(g: h5py.Group, prefix: str = "") -> list[str]:
         else:
             out.extend(_list_sets(item, prefix=name + "/"))
     return out
-
-
-def compressed(field: str, compress_images: bool) -> bool:
-    """Whether ``field`` is deflate-compressed in a file with the given ``compress_images`` setting."""
-    return compress_images or field != "images"
-
-
-def create_file(
-    path: str | Path,
-    object_classes: list[str],
-    scene_classes: list[str],
-    image_size: int,
-    attrs: Mapping[str, Any] | None = None,
-    compress_images: bool = False,
-) -> h5py.File:
-    """Create a new dataset file (overwriting ``path``) with the reproducible settings and file attributes.
-
-    Args:
-        path: where to write (the builder passes its temporary name).
-        object_classes: label names of ``object_label``; scene_classes: of ``scene_label``.
-        image_size: the side H = W of every image in the file.
-        attrs: more file attributes (``recipe``, ``seed``, ``provenance`` …); dicts are stored as JSON.
-        compress_images: deflate the ``images`` datasets too (smaller, slower; recorded in the file).
-
-    Returns:
-        the open, writable h5py file (the caller closes it).
-    """
-    import bamkit
-
-    f = h5py.File(path, "w", track_order=True, libver=LIBVER)
-    base = {
-        "schema_version": SCHEMA_VERSION,
-        "bamkit_version": bamkit.__version__,
-        "object_classes": list(object_classes),
-        "scene_classes": list(scene_classes),
-        "image_size": int(image_size),
-        "compress_images": bool(compress_images),
-    }
-    _write_attrs(f, {**base, **dict(attrs or {})})
-    return f
-
-
-@contextlib.contextmanager
-def open_for_append(path: str | Path) -> Iterator[h5py.File]:
-    """Open a built dataset file ``r+`` to add or replace a set with :func:`write_set`.
-
-    Example:
-        >>> with open_for_append("bam.h5") as h5:
-        ...     write_set(h5, "bamboo_forest_patch", arrays, attrs={"model": "f_empty"})
-    """
-    p = Path(path)
-    _fail_if_not_file(p)
-    f = h5py.File(p, "r+")
-    try:
-        _check_schema(f, p)
-        yield f
-    finally:
-        f.close()
-
-
-def extra_dtype(field: str, arr: np.ndarray | None = None) -> np.dtype:
-    """The on-disk dtype of a provenance field (``source_scene`` keeps the width of the strings given)."""
-    if field == "source_scene":
-        width = max(1, arr.dtype.itemsize) if arr is not None else 1
-        return np.dtype(f"S{width}")
-    return EXTRA_FIELDS[field]
-
-
-def create_set(
-    h5: h5py.File,
-    name: str,
-    n: int,
-    size: int,
-    extra: Mapping[str, np.dtype] | None = None,
-    chunk_rows: int = 64,
-) -> h5py.Group:
-    """Create (replacing any existing) the empty group and datasets of one set with the shared layout.
-
-    Args:
-        h5: a writable dataset file.
-        name: set name; ``/`` nests groups (``commonality/k0.5``).
-        n: number of rows (>= 1).
-        size: image side.
-        extra: provenance fields to create as well, name -> on-disk dtype.
-        chunk_rows: rows per chunk of every dataset (capped at ``n``).
-
-    Returns:
-        the set's group (its ``complete`` attribute is not set yet; see :func:`mark_complete`).
-    """
-    if n < 1:
-        raise DataError(f"set {name!r} would have {n} rows; a set needs at least one row")
-    if chunk_rows < 1:
-        raise DataError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    if name in h5:
-        del h5[name]
-    parent = h5
-    parts = name.split("/")
-    for part in parts[:-1]:
-        parent = parent[part] if part in parent else parent.create_group(part, track_order=True)
-    g = parent.create_group(parts[-1], track_order=True)
-    rows = min(chunk_rows, n)
-    compress_images = bool(h5.file.attrs.get("compress_images", False))
-    specs = [(k, dt) for k, dt in FIELDS.items()] + list((extra or {}).items())
-    for field, dt in specs:
-        shape = row_shape(field, size)
-        g.create_dataset(
-            field,
-            shape=(n, *shape),
-            dtype=dt,
-            chunks=(rows, *shape),
-            compression="gzip" if compressed(field, compress_images) else None,
-            compression_opts=GZIP_LEVEL if compressed(field, compress_images) else None,
-            track_times=False,
-        )
-    return g
-
-
-def mark_complete(g: h5py.Group, attrs: Mapping[str, Any] | None = None) -> None:
-    """Write the set's attributes and, last, ``complete = True``."""
-    _write_attrs(g, dict(attrs or {}))
-    g.attrs["complete"] = True
-
-
-def encode_chunk(rows: np.ndarray, chunk_rows: int, compress: bool = True) -> bytes:
-    """One chunk's bytes exactly as HDF5 stores them (zero padding past the last row; deflated if ``compress``).
-
-    Args:
-        rows: (r, ...) with r <= chunk_rows, already in the on-disk dtype.
-        chunk_rows: the dataset's chunk height.
-        compress: whether the dataset has the gzip filter (:func:`compressed`).
-
-    Returns:
-        bytes for ``h5py.Dataset.id.write_direct_chunk``.
-    """
-    if rows.shape[0] < chunk_rows:
-        pad = np.zeros((chunk_rows - rows.shape[0], *rows.shape[1:]), dtype=rows.dtype)
-        rows = np.concatenate([rows, pad])
-    raw = np.ascontiguousarray(rows).tobytes()
-    return zlib.compress(raw, GZIP_LEVEL) if compress else raw
-
-
-def write_chunk(d: h5py.Dataset, chunk: int, data: bytes) -> tuple[int, int]:
-    """Store pre-compressed chunk number ``chunk`` (rows ``chunk*chunk_rows`` …) of dataset ``d``.
-
-    Returns:
-        ``(byte_offset, size)`` of the stored bytes in the file (HDF5 writes a direct chunk through to the
-        operating system at once, so after a crash of the process they can still be read at that offset).
-    """
-    offset = (chunk * d.chunks[0],) + (0,) * (d.ndim - 1)
-    d.id.write_direct_chunk(offset, data, 0)
-    info = d.id.get_chunk_info_by_coord(offset)
-    return int(info.byte_offset), int(info.size)
-
-
-def _as_field(name: str, field: str, value: Any, n: int | None, size: int | None) -> np.ndarray:
-    arr = np.asarray(value)
-    dt = FIELDS.get(field) or (extra_dtype(field, arr) if field in EXTRA_FIELDS else None)
-    if dt is None:
-        raise DataError(
-            f"write_set({name!r}): unknown dataset {field!r}; expected {', '.join([*FIELDS, *EXTRA_FIELDS])}"
-        )
-    if arr.dtype != dt:
-        cast = arr.astype(dt)
-        if field != "source_scene" and not np.array_equal(cast, arr):
-            raise DataError(
-                f"write_set({name!r}): {field!r} has dtype {arr.dtype} whose values do not fit {dt}; "
-                f"pass {dt} data"
-            )
-        arr = cast
-    if n is not None and arr.shape[0] != n:
-        raise DataError(f"write_set({name!r}): {field!r} has {arr.shape[0]} rows, 'images' has {n}")
-    if size is not None:
-        expected = row_shape(field, size)
-        if tuple(arr.shape[1:]) != expected:
-            raise DataError(
-                f"write_set({name!r}): {field!r} rows have shape {tuple(arr.shape[1:])}, expected {expected}"
-            )
-    return arr
-
-
-def write_set(
-    h5: h5py.File,
-    name: str,
-    arrays: Mapping[str, np.ndarray],
-    attrs: Mapping[str, Any] | None = None,
-    chunk_rows: int = 64,
-) -> None:
-    """Write (or replace) one whole set with the API.md layout.
-
-    Args:
-        h5: the file from :func:`open_for_append` (or :func:`create_file`).
-        name: set name, e.g. ``"bamboo_forest_patch"``.
-        arrays: every name of :data:`FIELDS` (images (N,H,W,3) uint8, masks (N,H,W) bool, boxes (N,4) int32,
-            object_label/scene_label (N,) int16, split (N,) uint8, pair_index (N,) int32) and optionally
-            :data:`EXTRA_FIELDS`; other integer dtypes are accepted when every value fits.
-        attrs: the set's attributes (dicts are stored as JSON).
-        chunk_rows: rows per chunk (the builder's recipe uses the same default).
-    """
-    missing = [k for k in FIELDS if k not in arrays]
-    if missing:
-        raise DataError(
-            f"write_set({name!r}): missing dataset(s) {', '.join(missing)}; API.md lists all seven"
-        )
-    images = np.asarray(arrays["images"])
-    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
-        raise DataError(f"write_set({name!r}): 'images' has shape {images.shape}, expected (N, H, H, 3)")
-    n, size = images.shape[0], images.shape[1]
-    file_size = int(h5.attrs.get("image_size", size))
-    if size != file_size:
-        raise DataError(f"write_set({name!r}): images are {size} px, the file's images are {file_size} px")
-    data = {k: _as_field(name, k, v, n, size) for k, v in arrays.items()}
-    extra = {k: v.dtype for k, v in data.items() if k not in FIELDS}
-    g = create_set(h5, name, n, size, extra=extra, chunk_rows=chunk_rows)
-    step = g["images"].chunks[0]
-    for start in range(0, n, step):
-        for k, v in data.items():
-            g[k][start : start + step] = v[start : start + step]
-    mark_complete(g, attrs)

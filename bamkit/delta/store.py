@@ -27,6 +27,7 @@ import numpy as np
 
 from bamkit import atomic
 from bamkit.data import h5 as bh5
+from bamkit.data import h5_write as h5w
 from bamkit.delta.verify import FIGURES
 from bamkit.errors import DataError
 
@@ -213,7 +214,7 @@ def _write_into(
     n, size = fields["images"].shape[:2]
     extra = {k: v.dtype for k, v in fields.items() if k not in bh5.FIELDS}
     extra.update({k: np.dtype(FIGURES[k]) for k in FIGURES})
-    g = bh5.create_set(h, name, n, size, extra=extra)
+    g = h5w.create_set(h, name, n, size, extra=extra)
     rows = g["images"].chunks[0]
     g.create_dataset(
         "clipped",
@@ -228,7 +229,7 @@ def _write_into(
     for start in range(0, n, rows):
         for k, v in data.items():
             g[k][start : start + rows] = v[start : start + rows]
-    bh5.mark_complete(g, attrs)
+    h5w.mark_complete(g, attrs)
 
 
 def write_patch_set(
@@ -263,7 +264,7 @@ def write_patch_set(
     """
     data, out = Path(data), Path(out)
     if out.resolve() == data.resolve():
-        with bh5.open_for_append(out) as h:
+        with h5w.open_for_append(out) as h:
             _write_into(h, name, fields, figures, clipped, attrs)
         return out
     with bh5.BamFile(data) as bf:
@@ -275,7 +276,7 @@ def write_patch_set(
             if bf.has(s)
         }
     with atomic.atomic_path(out) as tmp:
-        h = bh5.create_file(
+        h = h5w.create_file(
             tmp,
             file_attrs.pop("object_classes", []),
             file_attrs.pop("scene_classes", []),
@@ -285,7 +286,7 @@ def write_patch_set(
         try:
             for s, (arrays, set_attrs) in copies.items():
                 set_attrs.pop("complete", None)
-                bh5.write_set(h, s, arrays, attrs=set_attrs)
+                h5w.write_set(h, s, arrays, attrs=set_attrs)
             _write_into(h, name, fields, figures, clipped, attrs)
         finally:
             h.close()

@@ -16,100 +16,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bamkit.sources.procedural import ellipse, polygon_mask, rect, rounded_rect, thick_line
-
-Paint = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
-
-
-@dataclass
-class Part:
-    """A polygon group in local coordinates with the painter that colours its pixels."""
-
-    polys: list[np.ndarray]
-    paint: Paint
-    outline: bool = True
-
-
-def _grain(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
-    """Per-pixel colour noise ``(n, 3)`` float32 (float32 draws: half the cost of float64)."""
-    return rng.standard_normal((n, 3), dtype=np.float32) * noise
-
-
-# -- painters: (u, v) local coordinates of the pixels (1-D) -> (k, 3) float colours ----------------------
-def solid(c: np.ndarray, noise: float = 5.0) -> Paint:
-    c = np.asarray(c, np.float32)
-    return lambda u, v, rng: c + _grain(rng, u.size, noise)
-
-
-def sinus_noise(rng: np.random.Generator, n: int = 6, freq: tuple[float, float] = (2.0, 5.0)):
-    """A resolution-independent smooth random field on the local frame: a sum of random plane waves."""
-    ang = rng.uniform(0, np.pi, n)
-    f = rng.uniform(*freq, n)
-    ph = rng.uniform(0, 2 * np.pi, n)
-    kx, ky = f * np.cos(ang), f * np.sin(ang)
-    return lambda u, v: np.mean(np.sin(np.outer(u, kx) + np.outer(v, ky) + ph), axis=1) * np.sqrt(2.0)
-
-
-def blotches(c1, c2, field, threshold: float = 0.2, noise: float = 5.0) -> Paint:
-    c1, c2 = np.asarray(c1, np.float32), np.asarray(c2, np.float32)
-
-    def paint(u, v, rng):
-        t = np.clip((field(u, v) - threshold) * 4.0 + 0.5, 0, 1)[:, None]
-        return c1 * (1 - t) + c2 * t + _grain(rng, u.size, noise)
-
-    return paint
-
-
-def shaded(c, field, amount: float = 0.15, noise: float = 5.0) -> Paint:
-    c = np.asarray(c, np.float32)
-    return lambda u, v, rng: c * (1 + amount * field(u, v))[:, None] + _grain(rng, u.size, noise)
-
-
-def vgradient(c_top, c_bottom, v0: float, v1: float, noise: float = 5.0) -> Paint:
-    a, b = np.asarray(c_top, np.float32), np.asarray(c_bottom, np.float32)
-
-    def paint(u, v, rng):
-        t = np.clip((v - v0) / (v1 - v0), 0, 1)[:, None]
-        return a * (1 - t) + b * t + _grain(rng, u.size, noise)
-
-    return paint
-
-
-def stripes(c1, c2, period: float, along_v: bool, wobble: float, phase: float, noise: float = 6.0) -> Paint:
-    c1, c2 = np.asarray(c1, np.float32), np.asarray(c2, np.float32)
-
-    def paint(u, v, rng):
-        a, b = (v, u) if along_v else (u, v)
-        s = np.sin(2 * np.pi * (a + wobble * np.sin(3.0 * b + phase)) / period + phase)
-        t = np.clip(s * 3.0 + 0.5, 0, 1)[:, None]
-        return c1 * (1 - t) + c2 * t + _grain(rng, u.size, noise)
-
-    return paint
-
-
-def quadrants(c1, c2, v_centre: float, noise: float = 4.0) -> Paint:
-    c1, c2 = np.asarray(c1, np.float32), np.asarray(c2, np.float32)
-
-    def paint(u, v, rng):
-        t = ((u > 0) ^ (v > v_centre)).astype(np.float32)[:, None]
-        return c1 * (1 - t) + c2 * t + _grain(rng, u.size, noise)
-
-    return paint
-
-
-def _pick(rng: np.random.Generator, palette: list[tuple[int, int, int]], jitter: float = 15.0) -> np.ndarray:
-    c = np.asarray(palette[int(rng.integers(len(palette)))], np.float32)
-    return np.clip(c + rng.uniform(-jitter, jitter, 3), 8, 247)
-
-
-DARK = (28, 26, 26)  # near-black: BAM's paste makes pure (0,0,0) transparent (SPEC §4.2 PITFALL)
+from bamkit.sources.procedural import ellipse, rect, rounded_rect, thick_line
+from bamkit.sources.synth_paint import (
+    DARK,
+    Part,
+    Pose,
+    blotches,
+    pick,
+    quadrants,
+    shaded,
+    sinus_noise,
+    solid,
+    stripes,
+    vgradient,
+    wrinkled,
+)
 
 
 # -- the categories -------------------------------------------------------------------------------------
 def _backpack(rng):
-    c = _pick(
-        rng, [(40, 60, 140), (170, 40, 40), (40, 120, 60), (110, 50, 130), (220, 120, 30), (60, 60, 70)]
-    )
+    c = pick(rng, [(40, 60, 140), (170, 40, 40), (40, 120, 60), (110, 50, 130), (220, 120, 30), (60, 60, 70)])
     weave = sinus_noise(rng, 4, (18.0, 26.0))
     return [
         Part(
@@ -134,8 +60,8 @@ def _backpack(rng):
 
 
 def _bird(rng):
-    c = _pick(rng, [(60, 110, 190), (130, 90, 50), (190, 50, 40), (215, 185, 40), (110, 115, 125)])
-    belly = _pick(rng, [(225, 215, 190), (240, 235, 225)])
+    c = pick(rng, [(60, 110, 190), (130, 90, 50), (190, 50, 40), (215, 185, 40), (110, 115, 125)])
+    belly = pick(rng, [(225, 215, 190), (240, 235, 225)])
     orange = (230, 150, 30)
     return [
         Part([np.array([[-0.5, 0.0], [-1.05, -0.15], [-1.0, 0.3]])], solid(c * 0.7)),
@@ -183,23 +109,10 @@ def _dog(rng):
     ]
 
 
-def wrinkled(c, field, period: float, amount: float = 0.4, noise: float = 6.0) -> Paint:
-    """Skin with dark wrinkle lines across ``v`` every ``period`` (warped by ``field``) over smooth shading."""
-    c = np.asarray(c, np.float32)
-
-    def paint(u, v, rng):
-        f = field(u, v)
-        w = np.abs(np.sin(np.pi * (v + 0.08 * f) / period))
-        dark = amount * np.clip(1.0 - w / 0.35, 0, 1)
-        return c * ((1 + 0.15 * f) * (1 - dark))[:, None] + _grain(rng, u.size, noise)
-
-    return paint
-
-
 def _elephant(rng):
     # Real elephant skin is a warm, often muddy brown-gray with deep wrinkles, not a flat mid-gray: a flat
     # gray skin would make BAM's uniform gray background (X_{o,g}, RGB 128) read as "elephant" (SPEC §4.5).
-    g = _pick(rng, [(128, 114, 102), (110, 100, 96), (142, 124, 106), (120, 108, 92)], 10)
+    g = pick(rng, [(128, 114, 102), (110, 100, 96), (142, 124, 106), (120, 108, 92)], 10)
     field = sinus_noise(rng, 8, (6.0, 12.0))
     skin = wrinkled(g, field, rng.uniform(0.05, 0.08))
     return [
@@ -293,7 +206,7 @@ def _stop_sign(rng):
 
 
 def _toilet(rng):
-    base = _pick(rng, [(236, 236, 232), (240, 232, 215), (215, 228, 238)], 6)
+    base = pick(rng, [(236, 236, 232), (240, 232, 215), (215, 228, 238)], 6)
     porcelain = shaded(base, lambda u, v: np.cos(u * 2.2) - 0.6, 0.12, 4)
     return [
         Part([rounded_rect(-0.5, -1.0, 0.5, -0.34, 0.06)], porcelain),
@@ -313,7 +226,7 @@ def _toilet(rng):
 
 def _truck(rng):
     palette = [(225, 225, 220), (190, 40, 35), (40, 80, 170), (230, 190, 40), (50, 130, 60), (230, 120, 30)]
-    box, cab = _pick(rng, palette), _pick(rng, palette)
+    box, cab = pick(rng, palette), pick(rng, palette)
     panels = stripes(box, box * 0.8, 0.22, False, 0.0, 0.0, 4)
     wheels = [ellipse(x, 0.52, 0.17, 0.17, 20) for x in (-0.72, -0.38, 0.64)]
     hubs = [ellipse(x, 0.52, 0.07, 0.07, 12) for x in (-0.72, -0.38, 0.64)]
@@ -355,9 +268,9 @@ def _zebra(rng):
 
 
 def _person(rng):
-    skin = _pick(rng, [(230, 190, 160), (190, 140, 100), (120, 80, 55)], 8)
-    shirt = _pick(rng, [(200, 60, 60), (60, 90, 180), (230, 230, 230), (70, 140, 80), (240, 200, 60)])
-    pants = _pick(rng, [(40, 50, 90), (70, 70, 75), (120, 90, 60)])
+    skin = pick(rng, [(230, 190, 160), (190, 140, 100), (120, 80, 55)], 8)
+    shirt = pick(rng, [(200, 60, 60), (60, 90, 180), (230, 230, 230), (70, 140, 80), (240, 200, 60)])
+    pants = pick(rng, [(40, 50, 90), (70, 70, 75), (120, 90, 60)])
     return [
         Part(
             [
@@ -373,7 +286,7 @@ def _person(rng):
 
 
 def _car(rng):
-    c = _pick(rng, [(180, 30, 30), (30, 60, 150), (200, 200, 205), (40, 40, 45), (90, 130, 90)])
+    c = pick(rng, [(180, 30, 30), (30, 60, 150), (200, 200, 205), (40, 40, 45), (90, 130, 90)])
     body = np.array(
         [
             [-1, 0.0],
@@ -402,7 +315,7 @@ def _car(rng):
 
 
 def _chair(rng):
-    wood = _pick(rng, [(120, 75, 40), (160, 110, 60), (90, 60, 40)], 10)
+    wood = pick(rng, [(120, 75, 40), (160, 110, 60), (90, 60, 40)], 10)
     grain = stripes(wood, wood * 0.8, 0.09, False, 0.02, rng.uniform(0, 6), 4)
     return [
         Part([rect(-0.42, -1.0, 0.42, -0.1)], grain),
@@ -445,16 +358,6 @@ CATEGORIES: dict[str, Category] = {
 DISTRACTORS = ("person", "car", "chair")
 
 
-@dataclass
-class Pose:
-    """Where and how an instance is drawn: the longer side of its box is ``size`` pixels."""
-
-    size: float
-    angle: float  # radians
-    flip: bool
-    squash: float
-
-
 def sample_pose(rng: np.random.Generator, cat: Category, size: float) -> Pose:
     return Pose(
         size=size,
@@ -462,54 +365,3 @@ def sample_pose(rng: np.random.Generator, cat: Category, size: float) -> Pose:
         flip=bool(cat.flip and rng.random() < 0.5),
         squash=float(rng.uniform(*cat.squash)),
     )
-
-
-class Placed:
-    """A category's parts under a pose: image-space polygons relative to the centre, and the box they span."""
-
-    def __init__(self, parts: list[Part], pose: Pose) -> None:
-        self.parts, self.pose = parts, pose
-        outline = np.concatenate([p for part in parts if part.outline for p in part.polys])
-        lo, hi = outline.min(axis=0), outline.max(axis=0)
-        self.centre = (lo + hi) / 2
-        ext = (hi - lo) * np.array([1.0, pose.squash])
-        self.scale = pose.size / float(ext.max())
-        c, s = np.cos(pose.angle), np.sin(pose.angle)
-        self.rot = np.array([[c, -s], [s, c]])
-        self.sign = -1.0 if pose.flip else 1.0
-        pts = self.to_image(outline)
-        self.lo, self.hi = pts.min(axis=0), pts.max(axis=0)  # box relative to the centre
-
-    def to_image(self, pts: np.ndarray, offset=(0.0, 0.0)) -> np.ndarray:
-        q = (pts - self.centre) * np.array([self.sign, self.pose.squash]) * self.scale
-        return q @ self.rot.T + np.asarray(offset)
-
-    def to_local(self, x: np.ndarray, y: np.ndarray, offset) -> tuple[np.ndarray, np.ndarray]:
-        q = np.stack([x - offset[0], y - offset[1]], axis=1) @ self.rot  # inverse rotation
-        q = q / (self.scale * np.array([self.sign, self.pose.squash]))
-        return q[:, 0] + self.centre[0], q[:, 1] + self.centre[1]
-
-    def draw(self, canvas: np.ndarray, offset: tuple[float, float], rng: np.random.Generator):
-        """Paint onto ``canvas`` ``(H, W, 3)`` float32 at centre ``offset``.
-
-        Returns:
-            ``(polygons, mask)``: the outline polygons in image (x, y) coordinates (the COCO segmentation)
-            and the ``(H, W)`` bool mask of the drawn silhouette.
-        """
-        h, w = canvas.shape[:2]
-        x0 = max(int(np.floor(offset[0] + self.lo[0])) - 1, 0)
-        y0 = max(int(np.floor(offset[1] + self.lo[1])) - 1, 0)
-        x1 = min(int(np.ceil(offset[0] + self.hi[0])) + 2, w)
-        y1 = min(int(np.ceil(offset[1] + self.hi[1])) + 2, h)
-        polygons = [self.to_image(p, offset) for part in self.parts if part.outline for p in part.polys]
-        sil = polygon_mask(polygons, y1 - y0, x1 - x0, (x0, y0))
-        for part in self.parts:
-            m = polygon_mask([self.to_image(p, offset) for p in part.polys], y1 - y0, x1 - x0, (x0, y0)) & sil
-            ys, xs = np.nonzero(m)
-            if ys.size == 0:
-                continue
-            u, v = self.to_local(xs + x0 + 0.5, ys + y0 + 0.5, offset)
-            canvas[ys + y0, xs + x0] = part.paint(u, v, rng)
-        mask = np.zeros((h, w), bool)
-        mask[y0:y1, x0:x1] = sil
-        return polygons, mask

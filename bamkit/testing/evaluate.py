@@ -79,7 +79,7 @@ def write_planted_file(
 ) -> Path:
     """A BAM-layout file with ``obj_scene``, ``scene_only``, ``dog_bedroom``, ``bamboo_forest`` and
     ``bamboo_forest_patch`` (the bamboo images, brightened by ``patch_shift`` inside the mask)."""
-    from bamkit.data.h5 import create_file, write_set
+    from bamkit.data.h5_write import create_file, write_set
 
     rng = np.random.default_rng(seed)
     q = size // 4

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bamkit.sources.synth import uncompressed_rle
+from bamkit.sources.synth_coco import uncompressed_rle
 
 _CACHE: dict[tuple, Path] = {}
 _CACHE_ROOT: Path | None = None

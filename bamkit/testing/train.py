@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bamkit.classes import BAM_OBJECTS, BAM_SCENES
-from bamkit.data.h5 import create_file, write_set
+from bamkit.data.h5_write import create_file, write_set
 
 GRAY = 128
 
