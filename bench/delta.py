@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bamkit.delta.optimize import DeltaOptions, optimize_batch
+from bamkit.delta.optimize import optimize_batch
+from bamkit.delta.options import DeltaOptions
 from bamkit.models import build_network
 from bamkit.preprocess import Preprocess
 

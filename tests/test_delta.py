@@ -14,7 +14,8 @@ from bamkit.cli import main
 from bamkit.data import h5 as bh5
 from bamkit.data import h5_write as h5w
 from bamkit.delta.craft import craft_file, verify_file
-from bamkit.delta.optimize import DeltaOptions, delta_loss, model_input, optimize_batch, quantize
+from bamkit.delta.optimize import delta_loss, model_input, optimize_batch, quantize
+from bamkit.delta.options import DeltaOptions
 from bamkit.delta.store import PATCH_SET, read_inputs
 from bamkit.delta.verify import patch_figures
 from bamkit.errors import ConfigError, DataError

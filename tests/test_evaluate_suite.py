@@ -78,8 +78,16 @@ def test_cli_overrides_and_extra_methods(tmp_path):
 
 @pytest.mark.parametrize("name", ["demo", "paper", "seeds"])
 def test_shipped_suites_validate(name):
+    """Every entry of a shipped suite survives loading, and every listed metric has its scenario enabled
+    (a metric whose scenario is off would silently produce nothing)."""
+    from bamkit.metrics.registry import METRICS
+
+    raw = yaml.safe_load(shipped(f"evaluate/{name}.yaml").read_text())
     s = load_suite(shipped(f"evaluate/{name}.yaml"))
-    assert s.methods and s.metrics
+    assert [m.label for m in s.methods] == [e.get("label", e["name"]) for e in raw["methods"]]
+    assert list(s.metrics) == raw["metrics"]
+    off = [m for m in s.metrics if not s.scenario_enabled(METRICS.get(m).scenario)]
+    assert off == []
 
 
 @pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/8", (3, 8)), (None, (0, 1))])

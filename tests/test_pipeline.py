@@ -4,6 +4,7 @@ then the stage stamps: a re-run skips every stage, and changing one method re-ru
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import yaml
@@ -25,9 +26,21 @@ def _statuses(out: str) -> dict[str, str]:
     return status
 
 
+def _config_root(tmp_path):
+    """A copy of the shipped config folders, so that the test may edit any of them."""
+    root = tmp_path / "configs"
+    for folder in ("data_recipes", "train", "evaluate", "pipelines"):
+        shutil.copytree(shipped(folder), root / folder)
+    return root
+
+
 def test_tiny_pipeline_runs_then_skips_then_reruns_only_what_changed(tmp_path, capsys):
+    """Stage keys hash the resolved configuration each stage reads: editing the suite re-runs evaluate and
+    report only; editing a *base* training file (which no run config names directly) re-trains."""
+    root = _config_root(tmp_path)
+    cfg = str(root / "pipelines" / "tiny.yaml")
     out = tmp_path / "run"
-    assert main(["run", str(shipped("pipelines/tiny.yaml")), "--out", str(out)]) == 0
+    assert main(["run", cfg, "--out", str(out)]) == 0
     first = _statuses(capsys.readouterr().out)
     assert first == {s: "ran" for s in STAGES}
     page = out / "report" / "index.html"
@@ -37,21 +50,46 @@ def test_tiny_pipeline_runs_then_skips_then_reruns_only_what_changed(tmp_path, c
     assert json.loads((out / "verify" / "verify.json").read_text())  # the verification table was written
 
     # Nothing changed: every stage is current.
-    assert main(["run", str(shipped("pipelines/tiny.yaml")), "--out", str(out)]) == 0
+    assert main(["run", cfg, "--out", str(out)]) == 0
     assert _statuses(capsys.readouterr().out) == {s: "skipped" for s in STAGES}
 
     # One method's parameter changes: only the evaluation and the report depend on it.
-    suite = yaml.safe_load(shipped("evaluate/demo.yaml").read_text())
+    suite_file = root / "evaluate" / "demo.yaml"
+    suite = yaml.safe_load(suite_file.read_text())
     for m in suite["methods"]:
         if m["name"] == "smoothgrad_sq":
             m["n_samples"] = 4
-    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
-    run_cfg = yaml.safe_load(shipped("pipelines/tiny.yaml").read_text())
-    run_cfg["suite"] = str(tmp_path / "suite.yaml")
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(run_cfg))
-    assert main(["run", str(tmp_path / "tiny.yaml"), "--out", str(out)]) == 0
+    suite_file.write_text(yaml.safe_dump(suite))
+    assert main(["run", cfg, "--out", str(out)]) == 0
     third = _statuses(capsys.readouterr().out)
     assert third == {**{s: "skipped" for s in STAGES}, "evaluate": "ran", "report": "ran"}
+
+    # The shared base of every model changes (train/_base.yaml, reached through smoke.yaml -> f_o.yaml ->
+    # base): training and everything downstream of it re-runs; sources and build do not.
+    base_file = root / "train" / "_base.yaml"
+    base = yaml.safe_load(base_file.read_text())
+    base["optim"]["weight_decay"] = 0.001
+    base_file.write_text(yaml.safe_dump(base))
+    assert main(["run", cfg, "--out", str(out)]) == 0
+    fourth = _statuses(capsys.readouterr().out)
+    assert fourth == {"sources": "skipped", "build": "skipped", **{s: "ran" for s in STAGES[2:]}}
+
+    # The run seed is read: another seed is another run, from the sources on.
+    assert main(["run", cfg, "--out", str(out), "--seed", "1", "--only", "sources"]) == 0
+    assert _statuses(capsys.readouterr().out)["sources"] == "ran"
+
+
+def test_relative_paths_resolve_against_the_run_config_and_missing_ones_are_named_together(tmp_path, capsys):
+    root = _config_root(tmp_path)
+    cfg = yaml.safe_load((root / "pipelines" / "tiny.yaml").read_text())
+    cfg["recipe"], cfg["suite"] = "nope/recipe.yaml", "../evaluate/missing.yaml"
+    bad = root / "pipelines" / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "2 path(s) do not exist" in err
+    assert "recipe: 'nope/recipe.yaml'" in err and "suite: '../evaluate/missing.yaml'" in err
+    assert str(root / "pipelines" / "nope" / "recipe.yaml") in err  # looked for beside the config, only there
 
 
 def test_run_config_errors_are_one_line(tmp_path, capsys):

@@ -84,7 +84,7 @@ def test_abs_p99_uses_absolute_signed_sum():
     torch.testing.assert_close(to_saliency(a, "abs_p99"), expected)
 
 
-def test_maps_and_devices_and_dtypes():
+def test_output_shapes_and_dtypes():
     m = torch.rand(3, 7, 7)
     for mode in MODES:
         out = to_saliency(m, mode)

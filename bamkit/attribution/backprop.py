@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
-from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, hyper_parameters, register
+from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, functional, hyper_parameters, register
 from bamkit.attribution.engine import SampledMethod, forward_context
 from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
@@ -193,24 +193,7 @@ class GuidedBackpropSmoothGrad(Smoothed):
         return GuidedBackpropKernel()
 
 
-def guided_backprop(
-    model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, opts: ExecOptions = ExecOptions()
-) -> torch.Tensor:
-    """Functional form of :class:`GuidedBackprop`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W)."""
-    return GuidedBackprop().attribute(model, inputs, target, opts=opts)
+guided_backprop = functional(GuidedBackprop)
 
 
-def guided_backprop_smoothgrad(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    seeds: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    opts: ExecOptions = ExecOptions(),
-    **params: Any,
-) -> torch.Tensor:
-    """Functional form of :class:`GuidedBackpropSmoothGrad` (params: n_samples, sigma, magnitude, ...)."""
-    return GuidedBackpropSmoothGrad(**params).attribute(
-        model, inputs, target, generator=generator, seeds=seeds, opts=opts
-    )
+guided_backprop_smoothgrad = functional(GuidedBackpropSmoothGrad)

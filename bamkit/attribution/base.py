@@ -172,6 +172,31 @@ def hyper_parameters(**defaults: Any) -> Callable[[type[Method]], type[Method]]:
     return deco
 
 
+def functional(cls: type[Method]) -> Callable[..., torch.Tensor]:
+    """The functional form of a method: ``f(model, inputs, target, *, generator=None, seeds=None,
+    opts=ExecOptions(), **hyper_parameters)`` builds ``cls(**hyper_parameters)`` and attributes (captum's
+    uniform call); hyper-parameters are keywords and are validated by the constructor."""
+
+    def attribute(
+        model: nn.Module,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        seeds: torch.Tensor | None = None,
+        opts: ExecOptions = ExecOptions(),
+        **params: Any,
+    ) -> torch.Tensor:
+        return cls(**params).attribute(model, inputs, target, generator=generator, seeds=seeds, opts=opts)
+
+    attribute.__name__ = attribute.__qualname__ = cls.name or cls.__name__.lower()
+    attribute.__doc__ = (
+        f"Functional form of :class:`{cls.__name__}` ({cls.name!r}): (N,C,H,W) inputs, (N,) targets -> "
+        f"attributions; keyword hyper-parameters: {', '.join(parameter_defaults(cls)) or 'none'}."
+    )
+    return attribute
+
+
 def parameter_defaults(cls: type) -> dict[str, Any]:
     """Keyword parameters of ``cls.__init__`` with their defaults (``inspect.Parameter.empty`` if required)."""
     sig = inspect.signature(cls.__init__)

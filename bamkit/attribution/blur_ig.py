@@ -29,11 +29,10 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import torch
-from torch import nn
 
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
-from bamkit.attribution.base import ExecOptions, Kernel, register
+from bamkit.attribution.base import Kernel, functional, hyper_parameters, register
 from bamkit.attribution.batching import DRAW_CHUNK
 from bamkit.attribution.engine import SampledMethod
 from bamkit.attribution.kernels import InputGradient
@@ -111,31 +110,15 @@ class BlurPath(S.ChunkSampler):
     Blur IG. Deterministic (no randomness); samples are image-major as the engine requires.
     """
 
-    def __init__(
-        self,
-        n_steps: int = 100,
-        max_sigma: float = 50.0,
-        grad_step: float = 0.01,
-        sqrt: bool = False,
-        mode: str = "constant",
-        truncate: float = 4.0,
-        radius: int | None = None,
-    ) -> None:
-        self.n_steps, self.max_sigma, self.grad_step = n_steps, max_sigma, grad_step
-        self.sqrt, self.mode, self.truncate, self.radius = sqrt, mode, truncate, radius
-        self.sigmas = sigma_schedule(n_steps, max_sigma, sqrt)
+    def __init__(self, params: dict[str, Any]) -> None:
+        """``params``: the validated hyper-parameters of a :class:`BlurIG` (its ``params()``)."""
+        self.params = dict(params)
+        for k, v in self.params.items():
+            setattr(self, k, v)
+        self.sigmas = sigma_schedule(self.n_steps, self.max_sigma, self.sqrt)
 
     def key(self) -> Hashable:
-        return (
-            "blur_path",
-            self.n_steps,
-            self.max_sigma,
-            self.grad_step,
-            self.sqrt,
-            self.mode,
-            self.truncate,
-            self.radius,
-        )
+        return ("blur_path", *self.params.items())
 
     def n_evals(self) -> int:
         return self.n_steps
@@ -173,6 +156,9 @@ class BlurPath(S.ChunkSampler):
 
 
 @register("blur_ig", paper="Xu et al. 2020, Attribution in scale and space (Blur IG, CVPR)")
+@hyper_parameters(
+    n_steps=100, max_sigma=50.0, grad_step=0.01, sqrt=False, mode="constant", truncate=4.0, radius=None
+)
 class BlurIG(SampledMethod):
     """Blur IG (SPEC §2.9): (N,C,H,W) signed attributions in model space.
 
@@ -188,54 +174,33 @@ class BlurIG(SampledMethod):
 
     output = "input"
 
-    def __init__(
-        self,
-        n_steps: int = 100,
-        max_sigma: float = 50.0,
-        grad_step: float = 0.01,
-        sqrt: bool = False,
-        mode: str = "constant",
-        truncate: float = 4.0,
-        radius: int | None = None,
-    ) -> None:
-        super().__init__()
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ConfigError(f"blur_ig: n_steps must be an integer >= 1, got {n_steps!r}")
-        if not max_sigma > 0 or not grad_step > 0 or not truncate > 0:
+    def check(self) -> None:
+        self.n_steps = S.check_count("blur_ig: n_steps", self.n_steps)
+        if not self.max_sigma > 0 or not self.grad_step > 0 or not self.truncate > 0:
             raise ConfigError(
-                f"blur_ig: max_sigma, grad_step and truncate must be > 0, got {max_sigma}, "
-                f"{grad_step}, {truncate}"
+                f"blur_ig: max_sigma, grad_step and truncate must be > 0, got {self.max_sigma}, "
+                f"{self.grad_step}, {self.truncate}"
             )
-        if mode not in MODES:
-            raise ConfigError(f"blur_ig: mode {mode!r} is not one of {', '.join(MODES)}")
-        if radius is not None and (isinstance(radius, bool) or not isinstance(radius, int) or radius < 0):
-            raise ConfigError(f"blur_ig: radius must be None or an integer >= 0, got {radius!r}")
-        self.n_steps, self.max_sigma, self.grad_step = n_steps, float(max_sigma), float(grad_step)
-        self.sqrt, self.mode, self.truncate, self.radius = bool(sqrt), mode, float(truncate), radius
+        if self.mode not in MODES:
+            raise ConfigError(f"blur_ig: mode {self.mode!r} is not one of {', '.join(MODES)}")
+        r = self.radius
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+            raise ConfigError(f"blur_ig: radius must be None or an integer >= 0, got {r!r}")
+        self.max_sigma, self.grad_step, self.truncate = (
+            float(self.max_sigma),
+            float(self.grad_step),
+            float(self.truncate),
+        )
+        self.sqrt = bool(self.sqrt)
 
     def kernel(self) -> Kernel:
         return InputGradient()
 
     def sampler(self) -> S.Sampler:
-        return BlurPath(
-            self.n_steps, self.max_sigma, self.grad_step, self.sqrt, self.mode, self.truncate, self.radius
-        )
+        return BlurPath(self.params())
 
     def reducer(self) -> R.Reducer:
         return R.PathIntegral()
 
 
-def blur_ig(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    n_steps: int = 100,
-    max_sigma: float = 50.0,
-    grad_step: float = 0.01,
-    opts: ExecOptions = ExecOptions(),
-    **params: Any,
-) -> torch.Tensor:
-    """Functional form of :class:`BlurIG`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W) attributions."""
-    return BlurIG(n_steps=n_steps, max_sigma=max_sigma, grad_step=grad_step, **params).attribute(
-        model, inputs, target, opts=opts
-    )
+blur_ig = functional(BlurIG)

@@ -33,7 +33,15 @@ from bamkit.attribution.backprop import (
     eager,
     target_score,
 )
-from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, Method, hyper_parameters, register
+from bamkit.attribution.base import (
+    ExecOptions,
+    Kernel,
+    KernelFn,
+    Method,
+    functional,
+    hyper_parameters,
+    register,
+)
 from bamkit.attribution.engine import CompositeMethod, SampledMethod, forward_context
 from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
@@ -257,23 +265,7 @@ class GuidedGradCAMSmoothGrad(CompositeMethod):
         return results["guided_backprop_smoothgrad"] * results["gradcam_smoothgrad"]
 
 
-def gradcam(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    layer: str = "auto",
-    opts: ExecOptions = ExecOptions(),
-) -> torch.Tensor:
-    """Functional form of :class:`GradCAM`: (N,C,H,W) inputs, (N,) targets -> (N,1,H,W) maps in [0,1]."""
-    return GradCAM(layer=layer).attribute(model, inputs, target, opts=opts)
+gradcam = functional(GradCAM)
 
 
-def guided_gradcam(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    layer: str = "auto",
-    opts: ExecOptions = ExecOptions(),
-) -> torch.Tensor:
-    """Functional form of :class:`GuidedGradCAM`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W)."""
-    return GuidedGradCAM(layer=layer).attribute(model, inputs, target, opts=opts)
+guided_gradcam = functional(GuidedGradCAM)

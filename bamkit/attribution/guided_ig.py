@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from bamkit.attribution import paths as P
-from bamkit.attribution.base import ExecOptions, Method, check_inputs, model_guard, register
+from bamkit.attribution.base import ExecOptions, Method, check_inputs, functional, model_guard, register
 from bamkit.attribution.kernels import InputGradient
 from bamkit.errors import ConfigError
 from bamkit.preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -187,18 +186,4 @@ class GuidedIG(Method):
         return torch.cat(out) if out else torch.zeros_like(inputs)
 
 
-def guided_ig(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    n_steps: int = 200,
-    fraction: float = 0.25,
-    max_dist: float = 0.02,
-    baseline: str | torch.Tensor = "black",
-    opts: ExecOptions = ExecOptions(),
-    **params: Any,
-) -> torch.Tensor:
-    """Functional form of :class:`GuidedIG`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W) attributions."""
-    return GuidedIG(
-        n_steps=n_steps, fraction=fraction, max_dist=max_dist, baseline=baseline, **params
-    ).attribute(model, inputs, target, opts=opts)
+guided_ig = functional(GuidedIG)

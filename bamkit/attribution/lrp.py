@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from bamkit.attribution.base import ExecOptions, Method, check_inputs, model_guard, register
+from bamkit.attribution.base import ExecOptions, Method, check_inputs, functional, model_guard, register
 from bamkit.attribution.engine import forward_context
 from bamkit.errors import ConfigError
 
@@ -182,13 +181,4 @@ class LRP(Method):
         return torch.cat(out)
 
 
-def lrp(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    composite: str = "epsilon_plus_flat",
-    opts: ExecOptions = ExecOptions(),
-    **params: Any,
-) -> torch.Tensor:
-    """Functional form of :class:`LRP`: (N,C,H,W) inputs, (N,) targets -> (N,C,H,W) relevances."""
-    return LRP(composite=composite, **params).attribute(model, inputs, target, opts=opts)
+lrp = functional(LRP)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from bamkit.cli_options import add_options, given
+from bamkit.delta.options import DeltaOptions
 from bamkit.errors import CheckFailed
 
 
@@ -26,37 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", required=True, help="scene model checkpoint (BAM: the scene-only model, f_empty)"
     )
     p.add_argument("--out", help="output file (default: add the set to --data in place)")
-    p.add_argument("--steps", type=int, help="gradient steps per image (paper: 300)")
-    p.add_argument(
-        "--lr", type=float, help="step size in pixel units (default: 500 for sgd as in the paper, 2 for adam)"
-    )
-    p.add_argument(
-        "--optimizer", choices=("sgd", "adam"), help="sgd (paper: plain gradient descent, default) or adam"
-    )
-    p.add_argument("--momentum", type=float, help="SGD momentum (paper: 0)")
-    p.add_argument("--eta1", type=float, help="weight of −‖δ‖₂ (paper: 0.01)")
-    p.add_argument("--eta2", type=float, help="weight of the [0, 255] range hinge")
-    p.add_argument("--eta3", type=float, help="weight of Σ|δ| outside the mask (--projection penalty)")
-    p.add_argument(
-        "--projection",
-        choices=("hard", "penalty"),
-        help="hard: δ ← δ ⊙ mask each step (BAM code, default); penalty: the paper's η3 term",
-    )
-    p.add_argument("--tol", type=float, help="early stop once every image keeps its class and ratio < TOL")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        help="ratio ‖Δf‖/‖f(x)‖ below which an image counts as functionally similar (default 0.1)",
-    )
-    p.add_argument(
-        "--keep-best",
-        action="store_true",
-        default=None,
-        help="keep each image's iterate with the smallest logit change, not the last (paper: last)",
-    )
-    p.add_argument("--init-noise", type=float, help="std (pixels) of seeded noise added to δ₀")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int, help="images optimised at once (bounds memory)")
+    # every option of DeltaOptions, with its help text, from the one schema
+    add_options(p, DeltaOptions)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (never chosen automatically)")
     p.add_argument(
         "--threads",
@@ -91,24 +64,7 @@ def run(args: argparse.Namespace) -> int:
             )
         print("  stored figures match the recomputed ones")
         return 0
-    # Only the flags given: DeltaOptions holds the defaults (one source of truth for CLI, YAML and Python).
-    names = (
-        "steps",
-        "lr",
-        "optimizer",
-        "momentum",
-        "eta1",
-        "eta2",
-        "eta3",
-        "projection",
-        "tol",
-        "threshold",
-        "keep_best",
-        "init_noise",
-        "seed",
-        "batch_size",
-    )
-    options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    options = given(args, DeltaOptions)  # DeltaOptions holds the defaults (CLI, YAML and Python alike)
     summary = craft_file(args.data, args.model, out=args.out, device=args.device, force=args.force, **options)
     print(format_summary(summary))
     if args.json:

@@ -21,6 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="bamkit_run", help="run folder (default: ./bamkit_run)")
     p.add_argument("--workers", type=int, help="worker processes for the dataset build")
     p.add_argument(
+        "--seed",
+        type=int,
+        help="the run's seed: replaces the seeds of the sources, recipe, training, δ and suite (a whole "
+        "independent repetition; default: the config's, 0 for the demo)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         choices=STAGES,
@@ -32,10 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bamkit.pipeline import load_run_config, run_pipeline
 
-    rc, base = load_run_config(args.config)
-    rc = with_overrides(rc, workers=args.workers)
+    rc, config_file = load_run_config(args.config)
+    rc = with_overrides(rc, workers=args.workers, seed=args.seed)
     t0 = time.perf_counter()
-    res = run_pipeline(rc, base, args.out, only=tuple(args.only))
+    res = run_pipeline(rc, config_file, args.out, only=tuple(args.only))
     print()
     print(res.table())
     print(f"wall time {time.perf_counter() - t0:.1f} s; report: {res.report}")

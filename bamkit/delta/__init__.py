@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DeltaOptions": "bamkit.delta.optimize",
+    "DeltaOptions": "bamkit.delta.options",
     "DeltaResult": "bamkit.delta.optimize",
     "delta_loss": "bamkit.delta.optimize",
     "optimize_batch": "bamkit.delta.optimize",

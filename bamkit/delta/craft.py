@@ -18,7 +18,8 @@ import torch
 
 from bamkit import progress
 from bamkit.delta import store
-from bamkit.delta.optimize import DeltaOptions, optimize_batch
+from bamkit.delta.optimize import optimize_batch
+from bamkit.delta.options import DeltaOptions
 from bamkit.delta.verify import FIGURES, VERIFIED, patch_figures
 from bamkit.errors import ConfigError, DataError
 from bamkit.preprocess import Preprocess
@@ -167,7 +168,7 @@ def craft_file(
         force: recompute even when the output holds a current set.
         max_batches: stop after this many newly computed batches (they are kept in ``<out>.delta-parts``; the
             next call resumes); the summary then has ``complete=False`` and no set is written.
-        **options: :class:`~bamkit.delta.optimize.DeltaOptions` fields (``steps``, ``lr``, ``optimizer``,
+        **options: :class:`~bamkit.delta.options.DeltaOptions` fields (``steps``, ``lr``, ``optimizer``,
             ``batch_size``, ``projection``, ``tol``, ``threshold``, ``seed`` …).
 
     Returns:

@@ -24,104 +24,17 @@ changes the speed, not the result (tests check batched == one-by-one).
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bamkit.errors import ConfigError
+from bamkit.delta.options import DeltaOptions
 from bamkit.preprocess import Preprocess
 
-Optimizer = Literal["sgd", "adam"]
-Projection = Literal["hard", "penalty"]
-
-# Paper defaults (BAM App. A): λ = 500 for plain gradient descent. Adam's step is ~lr per pixel whatever the
-# gradient's scale, so it gets its own default in pixel units.
-DEFAULT_LR = {"sgd": 500.0, "adam": 2.0}
 _EPS = 1e-12  # inside the square roots: ‖·‖₂ has no gradient at 0 (SPEC §4.6)
-
-
-@dataclass(frozen=True)
-class DeltaOptions:
-    """Options of the δ optimisation (SPEC §4.6). All lengths are in 0–255 pixel units.
-
-    Args:
-        steps: gradient steps per image (paper: 300).
-        lr: step size λ; ``None`` = 500 for ``sgd`` (paper), 2 for ``adam``.
-        optimizer: ``"sgd"`` (paper: plain gradient descent; with ``momentum``) or ``"adam"``.
-        momentum: SGD momentum (paper: 0).
-        eta1: weight of −‖δ‖₂, which keeps the patch visible (paper: 0.01).
-        eta2: weight of the pixel-range hinge Σ[(x+δ−255)⁺ + (−x−δ)⁺] (BAM code: 0.01).
-        eta3: weight of the outside-mask term Σ|δ ⊙ (1 − I_c)|; used with ``projection="penalty"``.
-        projection: ``"hard"`` (δ ← δ ⊙ I_c after each step, BAM's code) or ``"penalty"`` (the paper's η3 term).
-        tol: early stop: an image stops once its prediction is unchanged and ‖Δf‖/‖f(x)‖ < tol; ``None`` runs
-            every step (paper).
-        threshold: ‖Δf‖/‖f(x)‖ below which a patched image with an unchanged prediction counts as functionally
-            similar (stored as ``functionally_similar``).
-        keep_best: return each image's iterate with the smallest ‖f(x+δ) − f(x)‖₂ seen (the final one included)
-            instead of the last; plain gradient descent at λ = 500 oscillates on some models. Paper: off.
-        init_noise: std (pixels) of seeded Gaussian noise added to δ₀ inside the mask; 0 = δ₀ is the clean paste.
-        seed: seed of that noise; each image draws from its own generator seeded by (seed, image index), so the
-            result does not depend on batching or on resuming.
-        batch_size: images optimised at once (bounds memory).
-    """
-
-    steps: int = 300
-    lr: float | None = None
-    optimizer: Optimizer = "sgd"
-    momentum: float = 0.0
-    eta1: float = 0.01
-    eta2: float = 0.01
-    eta3: float = 0.01
-    projection: Projection = "hard"
-    tol: float | None = None
-    threshold: float = 0.1
-    keep_best: bool = False
-    init_noise: float = 0.0
-    seed: int = 0
-    batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        checks = [
-            (isinstance(self.steps, int) and self.steps >= 0, "steps", "an integer ≥ 0"),
-            (self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr", "a positive number or None"),
-            (self.optimizer in DEFAULT_LR, "optimizer", f"one of {sorted(DEFAULT_LR)}"),
-            (0.0 <= self.momentum < 1.0, "momentum", "in [0, 1)"),
-            (self.eta1 >= 0 and self.eta2 >= 0 and self.eta3 >= 0, "eta1/eta2/eta3", "≥ 0"),
-            (self.projection in ("hard", "penalty"), "projection", "'hard' or 'penalty'"),
-            (self.tol is None or self.tol > 0, "tol", "a positive number or None"),
-            (self.threshold > 0, "threshold", "a positive number"),
-            (self.init_noise >= 0, "init_noise", "≥ 0"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer ≥ 1"),
-        ]
-        for ok, name, expected in checks:
-            if not ok:
-                value = {"eta1/eta2/eta3": (self.eta1, self.eta2, self.eta3)}.get(
-                    name, getattr(self, name, None)
-                )
-                raise ConfigError(f"delta option {name}={value!r} is invalid; expected {expected}")
-
-    @property
-    def step_size(self) -> float:
-        """λ actually used (the optimiser's default when ``lr`` is None)."""
-        return float(self.lr) if self.lr is not None else DEFAULT_LR[self.optimizer]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lr"] = self.step_size
-        return d
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> DeltaOptions:
-        """Build from keyword options; an unknown name is a ConfigError that lists the known ones."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ConfigError(f"unknown delta option(s) {unknown}; known options: {', '.join(sorted(known))}")
-        return cls(**kwargs)
 
 
 @dataclass

@@ -24,71 +24,68 @@ SCENARIO_KINDS = SCENARIOS
 
 
 @dataclass(frozen=True)
-class MCSScenario:
-    """MCS (BAM §4.2): f_o vs f_s on the same X_{o,s} images, object masks, random-region baseline."""
+class _Scenario:
+    """What every scenario has: a switch, the rows it reads (``split``) and an optional seeded subset size."""
 
     enabled: bool = True
-    models: tuple[str, str] = ("f_o", "f_s")
-    set: str = "obj_scene"
     split: Literal["val", "train", "all"] = "val"
     max_images: int | None = None
+
+
+@dataclass(frozen=True)
+class MCSScenario(_Scenario):
+    """MCS (BAM §4.2): f_o vs f_s on the same X_{o,s} images, object masks, random-region baseline."""
+
+    models: tuple[str, str] = ("f_o", "f_s")
+    set: str = "obj_scene"
     random_baseline: bool = True
 
 
 @dataclass(frozen=True)
-class RMCSScenario:
+class RMCSScenario(_Scenario):
     """Relative MCS (BAM §4.2, Fig. 6/13): each f_k vs the reference model on ``set``; Pearson ρ vs acc. drop."""
 
-    enabled: bool = True
+    split: Literal["val", "train", "all"] = "all"
     models: tuple[str, ...] = tuple(f"f_k{k}" for k in K_VALUES[:-1])
     reference: str = "f_k1.0"
     set: str = "dog_bedroom"
-    split: Literal["val", "train", "all"] = "all"
-    max_images: int | None = None
 
 
 @dataclass(frozen=True)
-class IDRScenario:
+class IDRScenario(_Scenario):
     """IDR (BAM §4.3): f_s on X_{o,s} vs the paired X_{∅,s} image, object region, random-region baseline."""
 
-    enabled: bool = True
     model: str = "f_s"
     set: str = "obj_scene"
     paired_set: str = "scene_only"
-    split: Literal["val", "train", "all"] = "val"
-    max_images: int | None = None
     random_baseline: bool = True
 
 
 @dataclass(frozen=True)
-class IIRScenario:
+class IIRScenario(_Scenario):
     """IIR (BAM §4.4) and App. C's relative change: f_empty on bamboo_forest vs bamboo_forest_patch (x + δ)."""
 
-    enabled: bool = True
+    split: Literal["val", "train", "all"] = "all"
     model: str = "f_empty"
     set: str = "bamboo_forest"
     paired_set: str = "bamboo_forest_patch"
-    split: Literal["val", "train", "all"] = "all"
-    max_images: int | None = None
     t: float = 0.1
 
 
 @dataclass(frozen=True)
-class FaithfulnessScenario:
+class FaithfulnessScenario(_Scenario):
     """The seeds' per-image metrics (RCAP, DAUC/IAUC, Dice/MAE vs object masks, ...) on one model and set."""
 
-    enabled: bool = True
+    max_images: int | None = 64
     model: str = "f_o"
     set: str = "obj_scene"
-    split: Literal["val", "train", "all"] = "val"
-    max_images: int | None = 64
     lower_bound: int = 50
     interval: int = 10
     auc_protocol: Literal["gag10", "rise"] = "gag10"
 
 
 @dataclass(frozen=True)
-class StabilityScenario:
+class StabilityScenario(_Scenario):
     """Robustness of the raw attributions (SPEC §3.9; Park, Wang & Kong 2022): Kendall τ and cosine between
     a(x) and a(x̂) for every method, image and deviation level.
 
@@ -111,11 +108,9 @@ class StabilityScenario:
         batch_size: perturbed copies per ``attribute_many`` call (default ``execution.batch_size``).
     """
 
-    enabled: bool = True
+    max_images: int | None = 50
     model: str = "f_o"
     set: str = "obj_scene"
-    split: Literal["val", "train", "all"] = "val"
-    max_images: int | None = 50
     epsilons: tuple[float, ...] = LEVELS
     ratios: tuple[float, ...] = LEVELS
     variant: Literal["b", "c"] = "b"

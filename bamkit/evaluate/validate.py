@@ -99,6 +99,7 @@ def load_suite(
     smoke: bool | None = None,
     patch_data: str | Path | None = None,
     verify: str | Path | None = None,
+    seed: int | None = None,
 ) -> Suite:
     """Load ``path``, apply CLI overrides, shrink when ``smoke``, and validate.
 
@@ -118,6 +119,8 @@ def load_suite(
         over["verify"] = str(verify)
     if smoke is not None:
         over["smoke"] = smoke
+    if seed is not None:
+        over["seed"] = seed
     extra = [MethodSpec.parse(m, f"--method {m}") for m in methods]
     have = {m.label for m in suite.methods}
     over["methods"] = suite.methods + tuple(m for m in extra if m.label not in have)

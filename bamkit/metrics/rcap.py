@@ -4,23 +4,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from bamkit.metrics.functional import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    check_maps,
-    check_model_inputs,
-    fill_value,
-    gag_quantiles,
-    gag_rates,
-    masked_batches_probs,
-    mass_above,
-)
+from bamkit.metrics import functional as MF
 
 
 @dataclass(frozen=True)
@@ -47,8 +38,8 @@ def rcap_details(
     target: torch.Tensor,
     lower_bound: float = 50,
     interval: float = 10,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    mean: Sequence[float] = MF.IMAGENET_MEAN,
+    std: Sequence[float] = MF.IMAGENET_STD,
     batch_size: int = 64,
 ) -> RcapResult:
     """RCAP — ReCover And Predict (GAG §4.2 eq. 5), exactly as the reference code computes it (SPEC §3.5).
@@ -74,10 +65,10 @@ def rcap_details(
         mean, std: the model's normalisation (for the black background).
         batch_size: recovered images per forward pass.
     """
-    check_maps(saliency, "rcap saliency", unit=True)
-    check_model_inputs(images, saliency, target)
-    rates = gag_rates(lower_bound, interval)
-    q = gag_quantiles(saliency, rates).flip(1)  # (N,K) descending
+    MF.check_maps(saliency, "rcap saliency", unit=True)
+    MF.check_model_inputs(images, saliency, target)
+    rates = MF.gag_rates(lower_bound, interval)
+    q = MF.gag_quantiles(saliency, rates).flip(1)  # (N,K) descending
     k = q.shape[1]
     valid = torch.ones_like(q, dtype=torch.bool)
     if k > 1:
@@ -87,10 +78,10 @@ def rcap_details(
     # Only valid steps enter the cumulative recovery (a dropped head step was never applied).
     rec = torch.where(valid, lower, torch.full_like(lower, float("inf"))).cummin(1).values
     total = saliency.double().sum((1, 2))
-    hit = mass_above(saliency, lower) / total[:, None]
+    hit = MF.mass_above(saliency, lower) / total[:, None]
     hit = torch.where(total[:, None] > 0, hit, torch.zeros_like(hit))
-    black = fill_value("black", images, mean, std)
-    prob = masked_batches_probs(
+    black = MF.fill_value("black", images, mean, std)
+    prob = MF.masked_batches_probs(
         model,
         images,
         black,
@@ -112,19 +103,10 @@ def rcap_details(
     )
 
 
-def rcap(
-    model: nn.Module,
-    images: torch.Tensor,
-    saliency: torch.Tensor,
-    target: torch.Tensor,
-    lower_bound: float = 50,
-    interval: float = 10,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """Per-image RCAP (N,) (API.md); see :func:`rcap_details` for the protocol. Dataset score = mean."""
-    return rcap_details(model, images, saliency, target, lower_bound, interval, mean, std, batch_size).rcap
+def rcap(*args, **kwargs) -> torch.Tensor:
+    """Per-image RCAP (N,) (API.md); the arguments of :func:`rcap_details`, which documents the protocol.
+    Dataset score = mean."""
+    return rcap_details(*args, **kwargs).rcap
 
 
-# --------------------------------------------------------------------------------------------- DAUC/IAUC
+rcap.__signature__ = inspect.signature(rcap_details).replace(return_annotation=torch.Tensor)

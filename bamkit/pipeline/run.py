@@ -7,19 +7,19 @@ its own partial work (the build from its last chunk, training from ``last.ckpt``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bamkit import __version__, atomic
-from bamkit.config import to_dict
+from bamkit import __version__
+from bamkit.config import dump_yaml, to_dict
 from bamkit.errors import CheckFailed
 from bamkit.pipeline import stamps
-from bamkit.pipeline.config import RunConfig, resolve
+from bamkit.pipeline.config import RunConfig, RunPaths, resolve_paths
+from bamkit.verify.result import Thresholds
 
 log = logging.getLogger("bamkit.run")
 
@@ -51,45 +51,34 @@ class PipelineResult:
         return "\n".join(rows)
 
 
+# Where each stage writes, relative to the run folder.
+_LAYOUT = {
+    "sources": "sources",
+    "data": "data/dataset.h5",
+    "delta": "data/delta.h5",
+    "models": "models",
+    "verify": "verify",
+    "results": "results",
+    "report": "report",
+}
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Where each stage writes, relative to the run folder."""
+    """Where each stage writes: ``lay.data`` is ``<out>/data/dataset.h5`` and so on (:data:`_LAYOUT`)."""
 
     out: Path
 
-    @property
-    def sources(self) -> Path:
-        return self.out / "sources"
-
-    @property
-    def data(self) -> Path:
-        return self.out / "data" / "dataset.h5"
-
-    @property
-    def delta(self) -> Path:
-        return self.out / "data" / "delta.h5"
-
-    @property
-    def models(self) -> Path:
-        return self.out / "models"
-
-    @property
-    def verify(self) -> Path:
-        return self.out / "verify"
-
-    @property
-    def results(self) -> Path:
-        return self.out / "results"
-
-    @property
-    def report(self) -> Path:
-        return self.out / "report"
+    def __getattr__(self, name: str) -> Path:
+        if name in _LAYOUT:
+            return self.out / _LAYOUT[name]
+        raise AttributeError(name)
 
     def rel(self, p: Path) -> str:
         return str(p.relative_to(self.out))
 
 
-def _source_paths(rc: RunConfig, lay: Layout, base: Path) -> dict[str, str]:
+def _source_paths(rc: RunConfig, lay: Layout, paths: RunPaths) -> dict[str, str]:
     if rc.sources.synthetic:
         root = lay.sources
         return {
@@ -97,54 +86,82 @@ def _source_paths(rc: RunConfig, lay: Layout, base: Path) -> dict[str, str]:
             "coco_images": str(root / "coco" / "train2017"),
             "miniplaces": str(root / "miniplaces"),
         }
-    s = rc.sources
-    return {
-        k: str(resolve(v, base))
-        for k, v in (
-            ("coco_annotations", s.coco_annotations),
-            ("coco_images", s.coco_images),
-            ("miniplaces", s.miniplaces),
-        )
-    }
+    return {k: str(getattr(paths, k)) for k in ("coco_annotations", "coco_images", "miniplaces")}
 
 
-def _stage_sources(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _seed(rc: RunConfig) -> dict[str, int]:
+    """The run seed as an override of a stage's own seed (none when the run config leaves it null)."""
+    return {} if rc.seed is None else {"seed": rc.seed}
+
+
+def _recipe(rc: RunConfig, lay: Layout, paths: RunPaths):
+    from bamkit.data.recipe import load_recipe
+
+    return load_recipe(paths.recipe, **_source_paths(rc, lay, paths), **_seed(rc))
+
+
+def _train_overrides(rc: RunConfig) -> list[str]:
+    return [f"seed={rc.seed}"] if rc.seed is not None else []
+
+
+def _train_configs(rc: RunConfig, paths: RunPaths) -> list:
+    from bamkit.train.config import load_configs
+
+    configs = [c for c, _ in load_configs(paths.train, _train_overrides(rc))]
+    return [replace(c, smoke=True) if rc.smoke else c for c in configs]
+
+
+def _delta_options(rc: RunConfig):
+    from bamkit.delta.options import DeltaOptions
+
+    return DeltaOptions.from_kwargs(**{**rc.delta, **_seed(rc)})
+
+
+def _suite(rc: RunConfig, lay: Layout, paths: RunPaths):
+    from bamkit.evaluate import load_suite
+
+    return load_suite(
+        paths.suite,
+        data=lay.data,
+        models=lay.models,
+        patch_data=lay.delta,
+        verify=lay.verify / "verify.json",
+        smoke=rc.smoke or None,
+        **_seed(rc),
+    )
+
+
+def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     if not rc.sources.synthetic:
-        paths = _source_paths(rc, lay, base)
-        return [], {"real": paths}
+        return [], {"real": _source_paths(rc, lay, paths)}
     from bamkit.sources.synth import write_sources
 
-    summary = write_sources(lay.sources, scale=rc.sources.scale, seed=rc.sources.seed)
+    summary = write_sources(lay.sources, scale=rc.sources.scale, seed=rc.sources_seed)
     return [lay.rel(lay.sources)], {"summary": summary}
 
 
-def _recipe(rc: RunConfig, lay: Layout, base: Path):
-    from bamkit.data.recipe import load_recipe
-
-    return load_recipe(resolve(rc.recipe, base), **_source_paths(rc, lay, base))
-
-
-def _stage_build(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _stage_build(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.data.build import build_dataset
 
-    build_dataset(_recipe(rc, lay, base), lay.data, workers=rc.workers)
+    build_dataset(_recipe(rc, lay, paths), lay.data, workers=rc.workers)
     return [lay.rel(lay.data)], {}
 
 
-def _stage_train(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.train.runner import train_config
 
-    ckpts = train_config(resolve(rc.train, base), data=lay.data, out=lay.models, smoke=rc.smoke)
+    ckpts = train_config(
+        paths.train, data=lay.data, out=lay.models, smoke=rc.smoke, overrides=_train_overrides(rc)
+    )
     return [lay.rel(Path(c)) for c in ckpts], {"checkpoints": [Path(c).name for c in ckpts]}
 
 
-def _stage_verify(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.verify import verify_models
 
     res = verify_models(lay.data, lay.models)
     lay.verify.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(lay.verify / "verify.json", json.dumps(res.to_dict(), indent=2, default=str))
-    atomic.write_text(lay.verify / "verify.txt", res.table() + "\n")
+    res.save(lay.verify / "verify.json")
     print(res.table())
     if not res.passed:
         msg = f"verification: expected orderings failed: {'; '.join(map(str, res.failures))}"
@@ -154,36 +171,29 @@ def _stage_verify(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], di
     return [lay.rel(lay.verify / "verify.json")], {"passed": bool(res.passed)}
 
 
-def _stage_delta(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _stage_delta(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.delta.craft import craft_file
 
-    summary = craft_file(lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, **rc.delta)
+    options = {**rc.delta, **_seed(rc)}
+    summary = craft_file(lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, **options)
     return [lay.rel(lay.delta)], {"summary": summary}
 
 
-def _stage_evaluate(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
-    from bamkit.evaluate import run_suite
+def _stage_evaluate(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+    from bamkit.evaluate import evaluate
 
-    results = run_suite(
-        resolve(rc.suite, base),
-        data=lay.data,
-        models=lay.models,
-        out=lay.results,
-        patch_data=lay.delta,
-        verify=lay.verify / "verify.json",
-        smoke=rc.smoke or None,
-    )
+    results = evaluate(_suite(rc, lay, paths), lay.results)
     return [lay.rel(Path(results))], {}
 
 
-def _stage_report(rc: RunConfig, lay: Layout, base: Path) -> tuple[list[str], dict]:
+def _stage_report(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.report import write_report
 
     page = write_report(lay.results, out=lay.report)
     return [lay.rel(Path(page))], {}
 
 
-_RUNNERS: dict[str, Callable[[RunConfig, Layout, Path], tuple[list[str], dict]]] = {
+_RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths], tuple[list[str], dict]]] = {
     "sources": _stage_sources,
     "build": _stage_build,
     "train": _stage_train,
@@ -194,26 +204,22 @@ _RUNNERS: dict[str, Callable[[RunConfig, Layout, Path], tuple[list[str], dict]]]
 }
 
 
-def _file_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
-
-
-def _stage_config(stage: str, rc: RunConfig, lay: Layout, base: Path) -> Any:
-    """What a stage's result depends on besides its upstream stages (never the worker count)."""
+def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths) -> Any:
+    """What a stage's result depends on besides its upstream stages: the resolved configuration the stage
+    actually reads (bases merged, per-model files, overrides and the run seed applied; never the worker count),
+    so any edit of a config file re-runs exactly the stages it affects."""
     if stage == "sources":
-        return {"sources": to_dict(rc.sources), "version": __version__}
+        return {"sources": to_dict(rc.sources), "seed": rc.sources_seed, "version": __version__}
     if stage == "build":
-        from bamkit.config import dump_yaml
-
-        return {"recipe": dump_yaml(_recipe(rc, lay, base)), "version": __version__}
+        return {"recipe": dump_yaml(_recipe(rc, lay, paths)), "version": __version__}
     if stage == "train":
-        return {"train": _file_text(resolve(rc.train, base)), "smoke": rc.smoke, "version": __version__}
+        return {"models": [c.resolved().to_dict() for c in _train_configs(rc, paths)], "version": __version__}
     if stage == "verify":
-        return {"strict": rc.verify_strict, "version": __version__}
+        return {"strict": rc.verify_strict, "thresholds": to_dict(Thresholds()), "version": __version__}
     if stage == "delta":
-        return {"model": rc.delta_model, "options": rc.delta, "version": __version__}
+        return {"model": rc.delta_model, "options": _delta_options(rc).to_dict(), "version": __version__}
     if stage == "evaluate":
-        return {"suite": _file_text(resolve(rc.suite, base)), "smoke": rc.smoke, "version": __version__}
+        return {"suite": _suite(rc, lay, paths).to_dict(), "version": __version__}
     return {"version": __version__}
 
 
@@ -228,15 +234,19 @@ _UPSTREAM = {
 }
 
 
-def run_pipeline(rc: RunConfig, base: Path, out: str | Path, only: tuple[str, ...] = ()) -> PipelineResult:
-    """Run the stages of ``rc`` into ``out``; ``only`` restricts to the named stages (their inputs must exist)."""
+def run_pipeline(
+    rc: RunConfig, config_file: Path, out: str | Path, only: tuple[str, ...] = ()
+) -> PipelineResult:
+    """Run the stages of ``rc`` (read from ``config_file``, whose folder its relative paths start from) into
+    ``out``; ``only`` restricts to the named stages (their inputs must exist)."""
+    paths = resolve_paths(rc, Path(config_file))
     lay = Layout(Path(out).resolve())
     lay.out.mkdir(parents=True, exist_ok=True)
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     for stage in STAGES:
         key = stamps.stage_key(
-            stage, _stage_config(stage, rc, lay, base), {u: keys[u] for u in _UPSTREAM[stage]}
+            stage, _stage_config(stage, rc, lay, paths), {u: keys[u] for u in _UPSTREAM[stage]}
         )
         keys[stage] = key
         if (only and stage not in only) or stamps.is_current(lay.out, stage, key):
@@ -245,7 +255,7 @@ def run_pipeline(rc: RunConfig, base: Path, out: str | Path, only: tuple[str, ..
             continue
         print(f"[bamkit run] {stage}: running", flush=True)
         t0 = time.perf_counter()
-        outputs, info = _RUNNERS[stage](rc, lay, base)
+        outputs, info = _RUNNERS[stage](rc, lay, paths)
         dt = time.perf_counter() - t0
         stamps.write(lay.out, stage, key, outputs, dt, info)
         results.append(StageResult(stage, "ran", dt, info))

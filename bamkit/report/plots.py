@@ -43,9 +43,11 @@ def metric_bars(
     methods: list[str],
     baseline_rows: list[dict] | None = None,
     baseline_line: float | None = None,
-    baseline_label: str = "random baseline",
+    baseline_label: str | None = "random region",
+    line_label: str = "chance level",
 ) -> bytes:
-    """Bars of ``metric`` per method (value, 95 % bootstrap CI as error bars), optional baselines."""
+    """Bars of ``metric`` per method (value, 95 % bootstrap CI as error bars), optional baselines: a bar per
+    method (``baseline_rows``, labelled ``baseline_label``) and a constant line (``line_label``)."""
     by = {r["method"]: r for r in rows if r["metric"] == metric}
     names = [m for m in methods if m in by]
     vals = np.array([_num(by[m]["value"]) for m in names])
@@ -63,7 +65,7 @@ def metric_bars(
         bv = np.array([_num(bb.get(m, {}).get("value")) for m in names])
         ax.bar(x + width / 2, bv, width, color=_BASE, alpha=0.8, label=baseline_label)
     if baseline_line is not None:
-        ax.axhline(baseline_line, color=_BASE, ls="--", lw=1.2, label=baseline_label)
+        ax.axhline(baseline_line, color="gray", ls="--", lw=1.2, label=f"{line_label} ({baseline_line:g})")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel(ylabel)

@@ -100,46 +100,37 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
     )
 
 
+# metric, axis label, random-region baseline row, constant baseline, caption (BAM Figs. 4, 8, 10, 11)
+_BAM_BARS = (
+    ("mcs", "MCS", "mcs_random", None, "MCS per method with the random-region baseline (BAM Fig. 4). "),
+    (
+        "idr",
+        "IDR",
+        "idr_random",
+        0.5,
+        "IDR per method; the dashed line is the 50 % chance level (BAM Fig. 8). ",
+    ),
+    ("iir", "IIR", None, None, None),
+    ("attribution_change", "relative change", None, None, None),
+)
+
+
 def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str, tuple[str, dict]]) -> None:
     """MCS, IDR, IIR and App. C bars with their baselines, relative MCS against the accuracy drop."""
     summary = s["summary"]
     doc.h(1, "BAM metrics")
-    if rows_of(summary, "mcs"):
-        png = plots.metric_bars(
-            summary,
-            "mcs",
-            title("mcs"),
-            "MCS",
-            order,
-            baseline_rows=rows_of(summary, "mcs_random"),
-            baseline_label="random region",
-        )
-        doc.fig(
-            "mcs",
-            png,
-            "MCS per method with the random-region baseline (BAM Fig. 4). " + pub.BAM_FINDINGS["mcs"],
-        )
-    if rows_of(summary, "idr"):
-        png = plots.metric_bars(
-            summary,
-            "idr",
-            title("idr"),
-            "IDR",
-            order,
-            baseline_rows=rows_of(summary, "idr_random") or None,
-            baseline_line=0.5,
-            baseline_label="50 % / random region",
-        )
-        doc.fig(
-            "idr",
-            png,
-            "IDR per method; the dashed line is the 50 % random baseline (BAM Fig. 8). "
-            + pub.BAM_FINDINGS["idr"],
-        )
-    for metric in ("iir", "attribution_change"):
+    for metric, axis, baseline, line, caption in _BAM_BARS:
         if rows_of(summary, metric):
-            png = plots.metric_bars(summary, metric, title(metric), metric, order)
-            doc.fig(metric, png, title(metric) + ". " + pub.BAM_FINDINGS[metric])
+            png = plots.metric_bars(
+                summary,
+                metric,
+                title(metric),
+                axis,
+                order,
+                baseline_rows=(rows_of(summary, baseline) or None) if baseline else None,
+                baseline_line=line,
+            )
+            doc.fig(metric, png, (caption or title(metric) + ". ") + pub.BAM_FINDINGS[metric])
     rm = s.get("rmcs") or {}
     if rm.get("series"):
         rho = {r["method"]: r["value"] for r in rows_of(summary, "rmcs_rho")}

@@ -21,8 +21,13 @@ from bamkit import atomic
 from bamkit.config import dump_yaml
 from bamkit.data.h5 import BamFile
 from bamkit.errors import DataError
-from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, network_kwargs, read_checkpoint
-from bamkit.preprocess import Preprocess
+from bamkit.models import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    network_kwargs,
+    preprocess_for,
+    read_checkpoint,
+)
 from bamkit.provenance import json_hash, versions
 from bamkit.train.config import TrainConfig
 
@@ -97,7 +102,7 @@ def export(
         "class_names": list(class_names),
         "label_field": run.data.label_field,
         "train_set": run.data.train_set,
-        "preprocess": Preprocess(run.model.input_size).to_dict(),
+        "preprocess": preprocess_for(run.model.arch, run.model.input_size).to_dict(),
         "config": run.to_dict(),
         "config_hash": config_hash(cfg),
         "data_hash": data_hash,

@@ -76,7 +76,7 @@ class ModelConfig:
         width: ``small_cnn`` first-stage channels.
     """
 
-    arch: Literal["resnet50", "resnet18", "small_cnn"] = "resnet50"
+    arch: Literal["resnet50", "resnet18", "small_cnn", "efficientnet_lite0"] = "resnet50"
     weights: str = "imagenet"
     input_size: int = 224
     width: int = 16

@@ -124,8 +124,8 @@ class BlockShuffleSampler(Sampler):
 class BatchTransform:
     """uint8 (B, H, W, 3) -> normalised float (B, 3, S, S); train-time augmentation seeded per batch."""
 
-    def __init__(self, input_size: int, train: bool, hflip: bool = True, on_device: bool = False) -> None:
-        self.pre = Preprocess(input_size)
+    def __init__(self, pre: Preprocess, train: bool, hflip: bool = True, on_device: bool = False) -> None:
+        self.pre = pre
         self.train = train
         self.hflip = hflip
         self.on_device = on_device
@@ -254,10 +254,13 @@ class BamDataModule(pl.LightningDataModule):
         shuffle_blocks: int = 0,
         cache_mb: int = 1024,
         device_transforms: bool | None = None,
+        preprocess: Preprocess | None = None,
     ) -> None:
         super().__init__()
         self.device_transforms = device_transforms
-        self._pre = Preprocess(input_size)
+        self._pre = preprocess if preprocess is not None else Preprocess(input_size)
+        if self._pre.input_size != input_size:
+            raise ConfigError(f"preprocess.input_size {self._pre.input_size} != input_size {input_size}")
         if label_field not in ("object_label", "scene_label"):
             raise ConfigError(f"label_field must be 'object_label' or 'scene_label', got {label_field!r}")
         self.path, self.train_set, self.label_field = str(path), train_set, label_field
@@ -328,7 +331,7 @@ class BamDataModule(pl.LightningDataModule):
             self.train_set,
             self.labels,
             self.block_rows,
-            BatchTransform(self.input_size, train=train, hflip=self.hflip, on_device=self._device_side()),
+            BatchTransform(self._pre, train=train, hflip=self.hflip, on_device=self._device_side()),
             self.cache_mb,
         )
         pin = self._on_cuda()

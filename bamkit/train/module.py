@@ -9,23 +9,30 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from bamkit.config import from_dict, to_dict
 from bamkit.models import build_network
+from bamkit.train.config import ModelConfig, OptimConfig
+
+
+def _section(schema: type, value, where: str):
+    """A config section given as its dataclass, a mapping (a Lightning checkpoint's hparams) or None."""
+    if value is None:
+        return schema()
+    return value if isinstance(value, schema) else from_dict(schema, dict(value), where=where)
 
 
 class BamClassifier(pl.LightningModule):
     """Cross-entropy fine-tuning of :func:`bamkit.models.build_network` with top-1 accuracy.
 
-    Every constructor argument is saved with ``save_hyperparameters`` so a Lightning checkpoint rebuilds the
-    module by itself (resume) and the exported bamkit checkpoint can quote it.
+    The two config sections are the schema (:class:`~bamkit.train.config.ModelConfig`,
+    :class:`~bamkit.train.config.OptimConfig`): the module is built by keyword from them, and saves them as plain
+    mappings with ``save_hyperparameters`` so a Lightning checkpoint rebuilds the module by itself (resume) and
+    the exported bamkit checkpoint can quote it.
 
     Args:
-        arch, weights, width: passed to :func:`bamkit.models.build_network`.
-        num_classes: size of the head.
-        optimizer: ``sgd`` (momentum) or ``adamw``.
-        lr: head learning rate; backbone_lr: every other parameter's (``None`` = ``lr``).
-        momentum, weight_decay: optimiser settings.
-        schedule: ``cosine`` (per step to zero over the whole run) or ``none``.
-        warmup_steps: linear warm-up before the schedule.
+        num_classes: size of the new head.
+        model: the ``model:`` section (arch, weights, input_size, width), a mapping or the dataclass.
+        optim: the ``optim:`` section (name, lr, backbone_lr, momentum, weight_decay, schedule, warmup_steps).
 
     Shape:
         batch ``(x, y)``: x (B, 3, S, S) normalised, y (B,) long -> logits (B, num_classes).
@@ -33,21 +40,18 @@ class BamClassifier(pl.LightningModule):
 
     def __init__(
         self,
-        arch: str = "resnet50",
         num_classes: int = 10,
-        weights: str | None = "imagenet",
-        width: int = 16,
-        optimizer: str = "sgd",
-        lr: float = 0.01,
-        backbone_lr: float | None = 0.001,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        schedule: str = "cosine",
-        warmup_steps: int = 0,
+        model: dict | ModelConfig | None = None,
+        optim: dict | OptimConfig | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.net = build_network(arch, num_classes, weights=weights, width=width)
+        self.model_cfg = _section(ModelConfig, model, "model")
+        self.optim_cfg = _section(OptimConfig, optim, "optim")
+        self.save_hyperparameters(
+            {"num_classes": num_classes, "model": to_dict(self.model_cfg), "optim": to_dict(self.optim_cfg)}
+        )
+        m = self.model_cfg
+        self.net = build_network(m.arch, num_classes, weights=m.weights, width=m.width)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
@@ -71,7 +75,7 @@ class BamClassifier(pl.LightningModule):
         self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self.optim_cfg
         head = [p for n, p in self.net.named_parameters() if n.startswith("fc.")]
         body = [p for n, p in self.net.named_parameters() if not n.startswith("fc.")]
         # No weight decay on BatchNorm/bias parameters (1-D), the usual fine-tuning practice.
@@ -84,7 +88,7 @@ class BamClassifier(pl.LightningModule):
                 {"params": no_decay, "lr": lr, "weight_decay": 0.0},
             ]
         groups = [g for g in groups if g["params"]]
-        if hp.optimizer == "sgd":
+        if hp.name == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
         else:
             opt = torch.optim.AdamW(groups, lr=hp.lr)

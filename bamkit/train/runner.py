@@ -19,7 +19,9 @@ from pathlib import Path
 import torch
 
 from bamkit import atomic, progress
+from bamkit.config import to_dict
 from bamkit.errors import ConfigError
+from bamkit.models import preprocess_for
 from bamkit.train.checkpoint import config_hash, export, is_current, set_hash
 from bamkit.train.config import TrainConfig, load_configs
 
@@ -117,31 +119,14 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
     d, m, o, t = run.data, run.model, run.optim, run.trainer
     with _quiet_lightning():
         pl.seed_everything(run.seed, workers=True, verbose=False)
-        dm = BamDataModule(
+        dm = BamDataModule(  # built by keyword from the data section (its fields are the module's parameters)
             data,
-            d.train_set,
-            d.label_field,
-            m.input_size,
-            d.batch_size,
-            d.num_workers,
-            d.hflip,
-            run.seed,
-            d.shuffle_blocks,
-            d.cache_mb,
+            input_size=m.input_size,
+            seed=run.seed,
+            preprocess=preprocess_for(m.arch, m.input_size),
+            **{k: v for k, v in to_dict(d).items() if k != "path"},
         )
-        module = BamClassifier(
-            m.arch,
-            dm.num_classes,
-            m.weights,
-            m.width,
-            o.name,
-            o.lr,
-            o.backbone_lr,
-            o.momentum,
-            o.weight_decay,
-            o.schedule,
-            o.warmup_steps,
-        )
+        module = BamClassifier(num_classes=dm.num_classes, model=m, optim=o)
         has_val = len(dm.val_rows) > 0 and t.limit_val_batches != 0
         # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint is saved, so the best
         # (by val_acc) and the resumable latest state are kept by separate ModelCheckpoints.
