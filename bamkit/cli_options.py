@@ -50,7 +50,7 @@ def add_options(parser: argparse.ArgumentParser, schema: type, skip: tuple[str, 
             continue
         tp, _ = _plain(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        text = docs.get(f.name, "")
+        text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f"{text} (default: {default})" if text else f"default: {default}"
         if tp is bool:

@@ -18,6 +18,18 @@ class Published:
 
 
 BAM_FIG13 = "BAM Fig. 13 (ResNet-50, TF)"
+
+# BAM's eight saliency methods (Figs. 4, 6, 8, 10, 11), by registered name: VG, GxI, SG, IG, IG-SG, GB, GC, GGC.
+BAM_SALIENCY = (
+    "vanilla_gradient",
+    "gradient_x_input",
+    "smoothgrad_sq",
+    "integrated_gradients",
+    "ig_smoothgrad",
+    "guided_backprop",
+    "gradcam",
+    "guided_gradcam",
+)
 GAG_T2 = "GAG Table 2 (ImageNet-S, ResNet-50)"
 
 # BAM Fig. 13 bottom: Pearson ρ between each method's relative-MCS series and the accuracy drop.

@@ -76,9 +76,10 @@ def test_planted_models_give_the_closed_form_scores(run):
     # a uniform random map puts about as much mass on the object as outside: MCS near 0, IDR near 1/2
     assert abs(_value(s, "mcs", "Random")) < 0.15
     assert 0.2 < _value(s, "idr", "Random") < 0.8
-    # ranks: VG and SG tie first on MCS, Random third
-    r = s[s.metric == "mcs"].set_index("method")["rank"]
-    assert r["VG"] == r["SG"] == 1 and r["Random"] == 3
+    # ranks: VG and SG tie first on MCS; Random is a reference (input-independent): shown, never ranked
+    r = s[s.metric == "mcs"].set_index("method")
+    assert r.loc["VG", "rank"] == r.loc["SG", "rank"] == 1 and np.isnan(r.loc["Random", "rank"])
+    assert bool(r.loc["Random", "reference"]) and not r.loc[["VG", "SG"], "reference"].any()
 
 
 def test_pair_values_match_the_metrics_package(run):
@@ -272,3 +273,39 @@ def test_stale_shards_of_another_suite_are_not_merged(data, models, tmp_path):
     assert not (tmp_path / "summary.csv").exists()
     with pytest.raises(DataError, match="not every shard"):
         merge_shards(b, tmp_path, 2)
+
+
+def test_iir_and_app_c_count_only_pairs_whose_delta_passed(tmp_path, models):
+    """BAM §4.4: a δ that fails the functional test (flagged passed=False, kept in the file) is excluded from
+    IIR and App. C; the leaderboard says how many pairs were left out."""
+    full = write_planted_file(tmp_path / "all.h5", n_pairs=20, size=SIZE)
+    flagged = write_planted_file(tmp_path / "flag.h5", n_pairs=20, size=SIZE, delta_failed=(5, 8))
+    # the random map: g_c(x) > 0 on every image, so App. C's ratio is defined for every correct pair
+    suite = {"methods": [{"name": "random", "label": "R"}], "metrics": ["iir", "attribution_change"]}
+    a = evaluate(_suite(full, **suite), tmp_path / "a", loaded_models=models)
+    b = evaluate(_suite(flagged, **suite), tmp_path / "b", loaded_models=models)
+    sa = pd.read_csv(a / "summary.csv").set_index(["metric", "method"])
+    sb = pd.read_csv(b / "summary.csv").set_index(["metric", "method"])
+    pairs = pd.read_csv(b / "per_pair.csv")
+    # rows 5 and 8 of bamboo_forest_patch are pairs 10 and 16 (every 2nd pair); both correctly classified
+    iir = pairs[pairs.metric == "iir"].set_index("pair")
+    assert not iir.loc[[10, 16], "included"].any()
+    for metric in ("iir", "attribution_change"):
+        assert sa.loc[(metric, "R"), "n"] == 8  # 10 pairs, 2 misclassified
+        assert sb.loc[(metric, "R"), "n"] == 8 - 2
+        assert sb.loc[(metric, "R"), "n_delta_failed"] == 2
+    assert "n_delta_failed" not in sa.columns or sa["n_delta_failed"].fillna(0).eq(0).all()
+
+
+def test_random_maps_are_independent_across_models_and_reproducible(run, data, models, tmp_path):
+    """The random reference draws its own map per (model, image): f_o's and f_s's maps differ, so its MCS has a
+    real spread around 0 (it was exactly 0 with CI [0, 0]); the same seed gives the same maps again."""
+    pi = pd.read_csv(run / "per_image.csv")
+    r = pi[(pi.scenario == "mcs") & (pi.method == "Random")]
+    g_o = r[r.model == "f_o"].sort_values("pair")["g_c"].to_numpy()
+    g_s = r[r.model == "f_s"].sort_values("pair")["g_c"].to_numpy()
+    assert not np.allclose(g_o, g_s)
+    s = pd.read_csv(run / "summary.csv").set_index(["metric", "method"])
+    assert s.loc[("mcs", "Random"), "ci_high"] > s.loc[("mcs", "Random"), "ci_low"]
+    again = evaluate(_suite(data), tmp_path / "again", loaded_models=models)
+    pd.testing.assert_frame_equal(pd.read_csv(run / "per_image.csv"), pd.read_csv(again / "per_image.csv"))

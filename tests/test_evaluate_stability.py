@@ -204,7 +204,7 @@ def test_chunked_batches_equal_the_per_image_reference_protocols():
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     target = torch.tensor([0, 2, 1])
     rows = np.array([4, 9, 11])
-    attr_seeds, stab_seeds = S.image_seeds(suite.seed, "obj_scene", rows)
+    attr_seeds, stab_seeds = S.image_seeds(suite.seed, "f_o", "obj_scene", rows)
     res = S.stability_batch(
         suite.scenarios.stability,
         lambda labels: S.make_explain(model, {k: methods[k] for k in labels}, target, attr_seeds),

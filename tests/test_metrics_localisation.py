@@ -45,8 +45,8 @@ def test_pointing_game_quantile_matches_numpy_and_misses_outside():
     cy, cx = (int(round(v)) for v in np.argwhere(sel).mean(0))
     inside = torch.zeros(1, 9, 9, dtype=torch.bool)
     inside[0, cy, cx] = True
-    assert float(M.pointing_game(sal, inside)[0]) == 1.0
-    assert float(M.pointing_game(sal, ~inside)[0]) == 0.0
+    assert float(M.pointing_game_round(sal, inside)[0]) == 1.0
+    assert float(M.pointing_game_round(sal, ~inside)[0]) == 0.0
 
 
 def test_empty_masks_and_constant_maps_have_documented_results():
@@ -68,3 +68,27 @@ def test_bad_inputs_raise():
         M.dice(SAL * 3, MASK)
     with pytest.raises(DataError):
         M.mae(SAL, torch.ones(1, 3, 3, dtype=torch.bool))
+
+
+def test_pointing_game_truncates_the_centroid_as_gags_reference():
+    """GAG's pointing_game_eval.py takes int(idx.float().mean()): selected pixels at rows 1 and 2 (and 2 again)
+    have mean row 5/3 = 1.67 -> row 1 (truncated), where rounding would give row 2."""
+    sal = torch.zeros(1, 4, 4)
+    sal[0, 1, 0] = sal[0, 2, 0] = sal[0, 2, 1] = 1.0  # the top three (>= the 0.9 quantile of 16 pixels: 1.0)
+    row1 = torch.zeros(1, 4, 4, dtype=torch.bool)
+    row1[0, 1, 0] = True  # centroid (1.67, 0.33): truncated (1, 0) hits, rounded (2, 0) misses
+    assert float(M.pointing_game(sal, row1, quantile=0.9)[0]) == 1.0
+    assert float(M.pointing_game_round(sal, row1, quantile=0.9)[0]) == 0.0
+
+
+def test_pointing_game_equals_the_reference_loop_on_random_maps():
+    """The reference's loop (numpy quantile, torch.where, float32 mean, int()) on 200 random maps."""
+    g = torch.Generator().manual_seed(0)
+    sal = torch.rand(200, 9, 11, generator=g)
+    masks = torch.rand(200, 9, 11, generator=g) > 0.6
+    ours = M.pointing_game(sal, masks)
+    for i in range(200):
+        q = np.quantile(sal[i].numpy(), 0.7)
+        idx = torch.where(sal[i] >= float(q))
+        centroid = (int(idx[0].float().mean()), int(idx[1].float().mean()))
+        assert float(ours[i]) == float(masks[i][centroid])

@@ -75,12 +75,16 @@ class Method(ABC):
     Attributes:
         output: ``"input"`` for (N,C,H,W) attributions, ``"map"`` for (N,1,H,W) maps (GradCAM, random).
         stochastic: whether the result depends on ``generator``.
+        reference: input-independent by construction (the random map): a chance-level reference that
+            leaderboards show beside the methods but never rank (a random map's region mean barely moves under
+            any input change, so it would "win" IIR and the stability metrics by construction).
     """
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     output: ClassVar[str] = "input"
     stochastic: ClassVar[bool] = False
+    reference: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         if params:

@@ -24,10 +24,12 @@ GAG = "Huang & Liu 2024, Guided AbsoluteGrad (arXiv 2404.15564), Proposition 1 /
 
 @register("random", paper="random-map baseline (Yang & Kim 2019 §5; SPEC §3.1)")
 class RandomMap(Method):
-    """Uniform random (N,1,H,W) map; deterministic for given seeds."""
+    """Uniform random (N,1,H,W) map; deterministic for given seeds. A reference, never ranked (see
+    :attr:`Method.reference`)."""
 
     output = "map"
     stochastic = True
+    reference = True
 
     def __init__(self) -> None:
         pass

@@ -38,6 +38,16 @@ from bamkit.progress import bar
 RESNET_BOTTLENECKS = ("layer1", "layer2", "layer3", "layer4", "fc")
 
 
+def bottlenecks(model: nn.Module, layers: Sequence[str] | str = "auto") -> tuple[str, ...]:
+    """The layers ``"auto"`` stands for: the model's own ``tcav_layers`` (e.g. EfficientNet-Lite0's), else
+    torchvision ResNet's ``layer1..layer4`` and ``fc`` (BAM's block_layer1..4 and logit)."""
+    if layers == "auto":
+        return tuple(getattr(model, "tcav_layers", RESNET_BOTTLENECKS))
+    if isinstance(layers, str) or not layers:
+        raise ConfigError(f"tcav: layers must be 'auto' or a non-empty list of module names, got {layers!r}")
+    return tuple(layers)
+
+
 @dataclass(frozen=True)
 class TCAVResult:
     """Outcome of :func:`tcav` for one (model, target class, concept).
@@ -52,6 +62,9 @@ class TCAVResult:
         concept_score: mean over kept layers of the mean TCAV score; NaN when no layer is kept.
         no_significant_layer: True when no layer survived the test (the score is then NaN).
         p_threshold: the significance level used.
+        repeat_scores: per random repeat, the mean over kept layers of that repeat's score (their mean is
+            ``concept_score``): the spread behind a TCAV score's confidence interval.
+        random_score: the same mean for the null (random counterpart) scores: TCAV's random baseline.
     """
 
     layers: tuple[str, ...]
@@ -63,6 +76,8 @@ class TCAVResult:
     concept_score: float
     no_significant_layer: bool
     p_threshold: float = 0.01
+    repeat_scores: tuple[float, ...] = ()
+    random_score: float = float("nan")
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +92,8 @@ class TCAVResult:
             "concept_score": self.concept_score,
             "no_significant_layer": self.no_significant_layer,
             "p_threshold": self.p_threshold,
+            "repeat_scores": list(self.repeat_scores),
+            "random_score": self.random_score,
             **self.meta,
         }
 
@@ -179,7 +196,7 @@ def tcav(
     target_class: int,
     concept_images: torch.Tensor,
     random_sets: Sequence[torch.Tensor],
-    layers: Sequence[str] = RESNET_BOTTLENECKS,
+    layers: Sequence[str] | str = "auto",
     num_random: int = 10,
     alpha: float = 0.1,
     seed: int = 0,
@@ -197,7 +214,7 @@ def tcav(
         concept_images: (M,C,H,W) concept examples (BAM: dogs in any scene).
         random_sets: random image sets (M_i,C,H,W); the first ``num_random`` are the negatives. Without
             ``random_counterpart`` the set after them (index ``num_random``) is the counterpart.
-        layers: bottleneck module names.
+        layers: bottleneck module names, or ``"auto"`` (:func:`bottlenecks`).
         num_random: random repeats per layer (BAM 2, bamkit default 10).
         alpha: SGDClassifier regularisation (BAM 0.1).
         seed: base seed of the splits and classifiers (repeat i uses ``seed + i``).
@@ -231,8 +248,7 @@ def tcav(
     )
     if not isinstance(target_class, int) or target_class < 0:
         raise ConfigError(f"tcav: target_class must be a class index >= 0, got {target_class!r}")
-    if not layers or isinstance(layers, str):
-        raise ConfigError(f"tcav: layers must be a non-empty list of module names, got {layers!r}")
+    layers = bottlenecks(model, layers)
     for layer in layers:
         find_module(model, layer)
 
@@ -253,6 +269,9 @@ def tcav(
             pvals[layer] = t_test(scores[layer], null[layer])
     kept = tuple(layer for layer in layers if pvals[layer] <= p_threshold)
     concept_score = float(np.mean([np.mean(scores[k]) for k in kept])) if kept else float("nan")
+    nan = float("nan")
+    repeats = tuple(float(np.mean([scores[k][i] for k in kept])) if kept else nan for i in range(num_random))
+    random_score = float(np.mean([np.mean(null[k]) for k in kept])) if kept else nan
     return TCAVResult(
         layers=tuple(layers),
         scores=scores,
@@ -263,6 +282,8 @@ def tcav(
         concept_score=concept_score,
         no_significant_layer=not kept,
         p_threshold=p_threshold,
+        repeat_scores=repeats,
+        random_score=random_score,
         meta={"target_class": target_class, "num_random": num_random, "alpha": alpha, "seed": seed},
     )
 
@@ -272,7 +293,8 @@ class TCAV(Method):
     """The concept method TCAV: not a saliency map; use :meth:`score` (the ``tcav`` function) with image sets.
 
     Args:
-        layers: bottleneck module names (default: torchvision ResNet ``layer1..layer4`` and ``fc``).
+        layers: bottleneck module names, or ``"auto"`` (default: the model's ``tcav_layers``, else torchvision
+            ResNet's ``layer1..layer4`` and ``fc``).
         num_random: random repeats per layer (BAM preset 2).
         alpha: CAV classifier regularisation.
         seed: base seed.
@@ -283,20 +305,23 @@ class TCAV(Method):
 
     def __init__(
         self,
-        layers: Sequence[str] = RESNET_BOTTLENECKS,
+        layers: Sequence[str] | str = "auto",
         num_random: int = 10,
         alpha: float = 0.1,
         seed: int = 0,
         p_threshold: float = 0.01,
     ) -> None:
         super().__init__()
-        if isinstance(layers, str) or not layers:
-            raise ConfigError(f"tcav: layers must be a non-empty list of module names, got {layers!r}")
+        if layers != "auto" and (isinstance(layers, str) or not layers):
+            raise ConfigError(
+                f"tcav: layers must be 'auto' or a non-empty list of module names, got {layers!r}"
+            )
         if not isinstance(num_random, int) or num_random < 2:
             raise ConfigError(f"tcav: num_random must be an integer >= 2, got {num_random!r}")
         if not alpha > 0 or not 0 < p_threshold <= 1:
             raise ConfigError(f"tcav: need alpha > 0 and 0 < p_threshold <= 1, got {alpha}, {p_threshold}")
-        self.layers, self.num_random, self.alpha = tuple(layers), num_random, float(alpha)
+        self.layers = layers if layers == "auto" else tuple(layers)
+        self.num_random, self.alpha = num_random, float(alpha)
         self.seed, self.p_threshold = int(seed), float(p_threshold)
 
     def score(

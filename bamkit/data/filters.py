@@ -1,7 +1,8 @@
 """The scene-filter hook: drop scene images that already show a BAM object (BAM §3.1; SPEC §4.2).
 
-The paper says such scenes were filtered; BAM's released script does not filter, and no detector weights can be
-fetched here, so the filter is **off by default** (``scene_filter: {kind: none}``). Two ways to turn it on:
+The paper says such scenes were filtered; BAM's released script does not. ``kind: torchvision`` is the paper's
+filter with torchvision's COCO Faster R-CNN (:mod:`bamkit.data.detector`; the paper recipe uses it when the
+weights are on the machine, and is off with a one-line message otherwise); two other ways:
 
 * ``kind: list`` with ``exclude_list: FILE`` — a text file with one scene image per line, as a path relative to
   the MiniPlaces root (``images/train/b/bedroom/00000012.jpg``), an absolute path, or a bare file name
@@ -19,6 +20,7 @@ and "too few scenes" is reported with the counts after filtering.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +28,9 @@ import numpy as np
 
 from bamkit.data.recipe import SceneFilterSpec
 from bamkit.errors import ConfigError, DataError
+from bamkit.provenance import file_hash
+
+log = logging.getLogger(__name__)
 
 
 class SceneFilter:
@@ -78,17 +83,23 @@ class ListFilter(SceneFilter):
 
 
 class DetectorFilter(SceneFilter):
-    """Drop scene files where a user-supplied detector finds one of the recipe's objects."""
+    """Drop scene files where a detector (``fn(images, objects) -> scores``) finds one of the recipe's objects;
+    the dropped files, with their scores, are recorded for the dataset's provenance."""
 
-    def __init__(self, spec: str, objects: Sequence[str], threshold: float) -> None:
-        module, _, attr = spec.partition(":")
-        try:
-            self.fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(
-                f"scene_filter.detector: cannot import {spec!r} ({e}); expected 'module:callable'"
-            ) from None
+    def __init__(
+        self, spec: str, objects: Sequence[str], threshold: float, fn: Callable | None = None
+    ) -> None:
+        if fn is None:
+            module, _, attr = spec.partition(":")
+            try:
+                fn = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as e:
+                raise ConfigError(
+                    f"scene_filter.detector: cannot import {spec!r} ({e}); expected 'module:callable'"
+                ) from None
+        self.fn = fn
         self.spec, self.objects, self.threshold = spec, list(objects), float(threshold)
+        self.removed: dict[str, list[dict]] = {}
 
     def keep(
         self, scene: str, files: Sequence[Path], load: Callable[[Path], np.ndarray | None]
@@ -107,11 +118,35 @@ class DetectorFilter(SceneFilter):
                     f"scene_filter.detector {self.spec!r} returned shape {scores.shape}, expected "
                     f"({len(good)}, {len(self.objects)}) scores in [0, 1]"
                 )
-            kept.extend(f for (f, _), s in zip(good, scores) if not (s >= self.threshold).any())
+            for (f, _), s in zip(good, scores):
+                if (s >= self.threshold).any():
+                    j = int(np.argmax(s))
+                    self.removed.setdefault(scene, []).append(
+                        {"file": f.name, "object": self.objects[j], "score": round(float(s[j]), 4)}
+                    )
+                else:
+                    kept.append(f)
         return kept
 
     def describe(self) -> dict:
-        return {"kind": "detector", "detector": self.spec, "threshold": self.threshold}
+        return {
+            "kind": "detector",
+            "detector": self.spec,
+            "weights_sha256": getattr(self, "weights_sha256", None),
+            "threshold": self.threshold,
+            "removed": self.removed,
+            "n_removed": sum(len(v) for v in self.removed.values()),
+        }
+
+
+class OffFilter(SceneFilter):
+    """A filter that was asked for but cannot run here (no detector weights): keeps everything, says why."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind, self.reason = kind, reason
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "active": False, "reason": self.reason}
 
 
 def make_filter(spec: SceneFilterSpec, miniplaces_root: Path, objects: Sequence[str]) -> SceneFilter:
@@ -120,4 +155,18 @@ def make_filter(spec: SceneFilterSpec, miniplaces_root: Path, objects: Sequence[
         return ListFilter(spec.exclude_list, miniplaces_root)
     if spec.kind == "detector":
         return DetectorFilter(spec.detector or "", objects, spec.threshold)
+    if spec.kind == "torchvision":
+        from bamkit.data import detector as D
+
+        weights = D.find_weights(spec.weights)
+        if weights is None:
+            msg = D.off_message()
+            log.warning("%s", msg)
+            return OffFilter("torchvision", msg)
+        det = D.TorchvisionDetector(weights)
+        for o in objects:
+            det.label_of(o)  # every recipe object must be a COCO category the detector knows
+        f = DetectorFilter(f"torchvision fasterrcnn_resnet50_fpn ({weights})", objects, spec.threshold, det)
+        f.weights_sha256 = file_hash(weights)
+        return f
     return SceneFilter()

@@ -134,6 +134,10 @@ class SetView:
     def __repr__(self) -> str:
         return f"SetView({self.name!r}, n={self._len})"
 
+    def has_field(self, field: str) -> bool:
+        """Whether the set holds dataset ``field`` (an API.md field or an extra one such as δ's ``passed``)."""
+        return field in self._bf._handle()[self.name]
+
     def read(self, field: str, idx: slice | np.ndarray | list[int] | int | None = None) -> np.ndarray:
         """Read rows of one dataset.
 

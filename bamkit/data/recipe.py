@@ -41,17 +41,20 @@ class Sources:
 
 @dataclass(frozen=True)
 class SceneFilterSpec:
-    """Optional exclusion of scene images that already show a BAM object (BAM §3.1; off by default).
+    """Exclusion of scene images that already show a BAM object (BAM §3.1: "no scenes originally have dogs").
 
-    ``kind: none`` keeps every scene (BAM's released code). ``kind: list`` drops the files named in
-    ``exclude_list`` (a text file, one path per line, relative to the MiniPlaces root or absolute).
-    ``kind: detector`` calls ``detector`` (``"module:callable"``, see :mod:`bamkit.data.filters`) on each
-    candidate scene and drops those where it scores any of the recipe's objects at or above ``threshold``.
+    ``kind: none`` keeps every scene (BAM's released code). ``kind: torchvision`` runs torchvision's COCO Faster
+    R-CNN (:mod:`bamkit.data.detector`) with ``weights`` (a file, or ``auto``: torch's hub cache when the weights
+    were downloaded there; without them the filter is off and the build says so). ``kind: list`` drops the files
+    named in ``exclude_list`` (a text file, one path per line, relative to the MiniPlaces root or absolute).
+    ``kind: detector`` calls ``detector`` (``"module:callable"``, see :mod:`bamkit.data.filters`). The detectors
+    drop a scene where any of the recipe's objects scores at or above ``threshold``.
     """
 
-    kind: Literal["none", "list", "detector"] = "none"
+    kind: Literal["none", "list", "detector", "torchvision"] = "none"
     exclude_list: Path | None = None
     detector: str | None = None
+    weights: str = "auto"
     threshold: float = 0.5
 
 

@@ -15,6 +15,7 @@ from bamkit import config as cfg
 from bamkit.data.h5 import BamFile
 from bamkit.errors import DataError
 from bamkit.evaluate import tables
+from bamkit.evaluate.findings import check_findings
 from bamkit.evaluate.pairs import pair_table
 from bamkit.evaluate.runner import sort_per_image
 from bamkit.evaluate.shards import all_shards_done, shard_names
@@ -48,8 +49,9 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         )
     pairs = pair_table(per_image, suite.scenarios, suite.metrics)
     verify = verification(suite, out)
+    concept = next((m["concept"] for m in metas if m.get("concept")), {})
     summary, extra = tables.summarize(
-        pairs, suite, verify.acc_drop() if verify else None, per_image=per_image
+        pairs, suite, verify.acc_drop() if verify else None, per_image=per_image, concept=concept
     )
     tables.write_table(per_image, out / "per_image.csv")
     tables.write_table(pairs.frame, out / "per_pair.csv")
@@ -68,6 +70,8 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         "provenance": _provenance(suite, metas),
         "seconds": sum(m.get("seconds", 0.0) for m in metas),
         "timings": [t for m in metas for t in m.get("timings", [])],
+        "concept": concept.get("details", {}),
+        "findings": check_findings(summary, {m.label: m.name for m in suite.methods}),
     }
     tables.write_json(out / "summary.json", payload)
     return out

@@ -54,6 +54,11 @@ class MethodSpec:
         return cls(label=label, name=name, params=entry)
 
 
+def is_concept(spec: MethodSpec) -> bool:
+    """Whether ``spec`` names a concept method (TCAV: a score per concept, no map)."""
+    return getattr(build(spec), "output", "input") == "concept"
+
+
 def build(spec: MethodSpec):
     """The method instance for ``spec``, hyper-parameters validated against its constructor."""
     import bamkit.attribution  # noqa: F401  (registers the built-in methods)

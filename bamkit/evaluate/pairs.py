@@ -32,10 +32,12 @@ class PairTable:
     Attributes:
         frame: columns :data:`COLUMNS`.
         scores: (metric, method) -> Score from the metric's registered ``function``.
+        excluded_delta: method -> IIR/App. C pairs left out because their δ failed the functional test.
     """
 
     frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS))
     scores: dict[tuple[str, str], Score] = field(default_factory=dict)
+    excluded_delta: dict[str, int] = field(default_factory=dict)
     parts: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def finish(self) -> PairTable:
@@ -52,10 +54,12 @@ def legs_of(per_image: pd.DataFrame, scenario: str, role: str, set_name: str) ->
 
 
 def join(a: pd.DataFrame, b: pd.DataFrame, col: str) -> pd.DataFrame:
-    """Members a and b of each (method, pair): ``<col>_a``, ``<col>_b``, ``correct_a``, ``correct_b``."""
+    """Members a and b of each (method, pair): ``<col>_a``, ``<col>_b``, ``correct_a``, ``correct_b`` (and
+    ``delta_passed`` when member b is a δ-patched image)."""
     keys = ["method", "pair"]
     cols = [*keys, col, "correct"]
-    return a[cols].merge(b[cols], on=keys, suffixes=("_a", "_b"))
+    extra = ["delta_passed"] if "delta_passed" in b and b["delta_passed"].notna().any() else []
+    return a[cols].merge(b[cols + extra], on=keys, suffixes=("_a", "_b"))
 
 
 def pair_metric(
@@ -69,6 +73,11 @@ def pair_metric(
     a = torch.tensor(j[f"{col}_a"].to_numpy(float))
     b = torch.tensor(j[f"{col}_b"].to_numpy(float))
     correct = torch.tensor((j["correct_a"] & j["correct_b"]).to_numpy(bool))
+    if "delta_passed" in j:  # BAM §4.4: only pairs whose δ passed; the others are counted, not scored
+        passed = torch.tensor(j["delta_passed"].fillna(False).to_numpy(bool))
+        out.excluded_delta.update({m: int((~passed[torch.from_numpy(j["method"].to_numpy() == m)]).sum())
+                                   for m in j["method"].unique()})  # fmt: skip
+        correct = correct & passed
     value = per_pair(a, b, **kw).double()
     included = correct & torch.isfinite(a) & torch.isfinite(b) & torch.isfinite(value)
     label = label or name

@@ -6,9 +6,10 @@ are not cached yet in one ``attribute_many`` call (samples shared where methods 
 the leg's metrics read (``to_saliency``), append to the cache, then score from the cached float16 maps — so a
 fresh run and a resumed run give the same numbers.
 
-Randomness: each image gets its own seed derived from (suite seed, set, row) (:func:`derive_seed`), passed to
-the engine as ``seeds``, so a map does not depend on the batch it was computed in, on sharding or on the
-number of processes.
+Randomness: each image gets its own seed derived from (suite seed, model role, set, row) (:func:`attribution_seeds`),
+passed to the engine as ``seeds``, so a map does not depend on the batch it was computed in, on sharding or on the
+number of processes — and two models never share draws (BAM computes each model's maps on their own; a shared
+draw would make f_o's and f_s's random maps identical and their MCS exactly 0).
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def attribution_seeds(seed: int, role: str, set_name: str, rows: np.ndarray) -> torch.Tensor:
+    """Per-image attribution seeds (B,) long, keyed by (suite seed, model role, set, row)."""
+    return torch.tensor([derive_seed(seed, role, set_name, int(r)) for r in rows], dtype=torch.long)
+
+
 def _exec_options(e):
     from bamkit.attribution.base import ExecOptions
 
@@ -141,7 +147,7 @@ class ShardRunner:
         self.scenarios, self.execution, self.seed = suite.scenarios, suite.execution, suite.seed
         self.index, self.count = index, count
         self.examples_dir = examples_dir
-        self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.methods}
+        self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.map_methods()}
         self.opts = _exec_options(suite.execution)
         self.legs, self.skipped = plan_legs(suite, bam, set(models))
 
@@ -165,7 +171,7 @@ class ShardRunner:
                 missing[label] = obj
         if not missing:
             return
-        seeds = torch.tensor([derive_seed(self.seed, leg.set, int(r)) for r in rows], dtype=torch.long)
+        seeds = attribution_seeds(self.seed, leg.role, leg.set, rows)
         attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
         pred = target.cpu().numpy()
         for label, attr in attrs.items():
@@ -260,6 +266,11 @@ class ShardRunner:
             }
         )
         dev = masks.device
+        if leg.scenario == "iir" and leg.set == self.scenarios.iir.paired_set:
+            # BAM §4.4: IIR (and App. C) count only the pairs whose δ is functionally insignificant; the δ
+            # stage flags every patched row (failures are kept in the file, flagged, never dropped)
+            view = self.bam[leg.set]
+            df["delta_passed"] = view.read("passed", rows).astype(bool) if view.has_field("passed") else True
         if "bam" in entries:
             sal = torch.from_numpy(entries["bam"].maps).to(dev)
             df["g_c"] = region_attribution(sal, masks).double().cpu().numpy()

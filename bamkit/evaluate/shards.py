@@ -11,6 +11,7 @@ from typing import Any
 from bamkit import atomic
 from bamkit.errors import ConfigError
 from bamkit.evaluate.cache import AttributionCache
+from bamkit.evaluate.concept import run_concept
 from bamkit.evaluate.datasets import DataSets
 from bamkit.evaluate.runner import LoadedModel, ShardRunner, all_roles, load_models
 from bamkit.evaluate.suite import Suite
@@ -70,6 +71,8 @@ def run_shard(
         runner = ShardRunner(suite, bam, models, cache, index, count, examples_dir=out / "examples")
         df = runner.run()
         skipped, timings = runner.skipped, runner.timings
+        # concept methods (TCAV) score whole sets, not rows: once per evaluation, in shard 0
+        concept = run_concept(suite, bam, models, runner.opts) if index == 0 else {}
     d = out / "shards" / name
     d.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(d / "per_image.csv") as tmp:
@@ -80,6 +83,7 @@ def run_shard(
         "seconds": time.perf_counter() - t0,
         "skipped": skipped,
         "timings": timings,
+        "concept": concept,
         "models": {
             r: {
                 "file": f"{suite.role_file(r)}.ckpt",

@@ -68,9 +68,10 @@ def make_explain(
 
 
 # -- one leg ------------------------------------------------------------------------------------------------
-def image_seeds(seed: int, set_name: str, rows: np.ndarray) -> tuple[torch.Tensor, list[int]]:
-    """(attribution seeds (B,) long — the seeds of every scenario's maps —, stability seeds (B,)) per row."""
-    attr = torch.tensor([derive_seed(seed, set_name, int(r)) for r in rows], dtype=torch.long)
+def image_seeds(seed: int, role: str, set_name: str, rows: np.ndarray) -> tuple[torch.Tensor, list[int]]:
+    """(attribution seeds (B,) long — the seeds of every scenario's maps, keyed by model as well —, stability
+    seeds (B,) of the noise and τ subsets) per row."""
+    attr = torch.tensor([derive_seed(seed, role, set_name, int(r)) for r in rows], dtype=torch.long)
     stab = [derive_seed(seed, "stability", set_name, int(r)) for r in rows]
     return attr, stab
 
@@ -159,7 +160,7 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
             logits = lm.module(x)
         target = logits.argmax(1)
         logit = logits.gather(1, target[:, None])[:, 0].double().cpu().numpy()
-        attr_seeds, stab_seeds = image_seeds(runner.seed, leg.set, rows)
+        attr_seeds, stab_seeds = image_seeds(runner.seed, leg.role, leg.set, rows)
 
         def explain_of(labels: Sequence[str], target=target, attr_seeds=attr_seeds) -> Explain:
             return make_explain(lm.module, {k: objs[k] for k in labels}, target, attr_seeds, runner.opts)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from bamkit import config as cfg
 from bamkit.errors import ConfigError
-from bamkit.evaluate.methods import MethodSpec
+from bamkit.evaluate.methods import MethodSpec, is_concept
 from bamkit.metrics.registry import METRICS, SCENARIOS
 from bamkit.metrics.stability import LEVELS
 
@@ -121,6 +121,30 @@ class StabilityScenario(_Scenario):
 
 
 @dataclass(frozen=True)
+class ConceptScenario(_Scenario):
+    """Concept methods (TCAV, BAM App. F–G; SPEC §2.16) in MCS and relative MCS: TCAV(f_o, dog) − TCAV(f_s,
+    bedroom) on ``target_set`` images, and TCAV(f_k) − TCAV(f_1.0) over the k-models; the models are the MCS
+    and relative-MCS scenarios'.
+
+    Args:
+        target_set, split, max_images: the target images (BAM: ``dog_bedroom``, 100 images).
+        concept_set, concept_split, n_concept: the concept examples: images of ``concept_set`` that show the
+            common feature (BAM: 100 ``X_{o,s}`` images whose object is a dog).
+        random_set, n_random: the random sets (BAM: ``X_{∅,s}`` images), ``n_random`` images each; the method's
+            ``num_random`` negatives plus one counterpart are drawn, disjoint, with the suite's seed.
+    """
+
+    split: Literal["val", "train", "all"] = "all"
+    max_images: int | None = 100
+    target_set: str = "dog_bedroom"
+    concept_set: str = "obj_scene"
+    concept_split: Literal["val", "train", "all"] = "val"
+    n_concept: int = 100
+    random_set: str = "scene_only"
+    n_random: int = 100
+
+
+@dataclass(frozen=True)
 class Scenarios:
     mcs: MCSScenario = field(default_factory=MCSScenario)
     rmcs: RMCSScenario = field(default_factory=RMCSScenario)
@@ -128,6 +152,7 @@ class Scenarios:
     iir: IIRScenario = field(default_factory=IIRScenario)
     faithfulness: FaithfulnessScenario = field(default_factory=FaithfulnessScenario)
     stability: StabilityScenario = field(default_factory=StabilityScenario)
+    concept: ConceptScenario = field(default_factory=ConceptScenario)
 
 
 @dataclass(frozen=True)
@@ -203,6 +228,14 @@ class Suite:
         """The checkpoint stem (``<models>/<stem>.ckpt``) that plays ``role``."""
         return self.roles.get(role, DEFAULT_ROLES.get(role, role))
 
+    def concept_methods(self) -> tuple[MethodSpec, ...]:
+        """The suite's concept methods (TCAV): scored in MCS / relative MCS from concept sets, not maps."""
+        return tuple(m for m in self.methods if is_concept(m))
+
+    def map_methods(self) -> tuple[MethodSpec, ...]:
+        """The suite's map methods (everything that makes a per-pixel attribution)."""
+        return tuple(m for m in self.methods if not is_concept(m))
+
     def metrics_of(self, kind: str) -> tuple[str, ...]:
         """The listed metrics that scenario ``kind`` produces (the registry says which)."""
         return tuple(m for m in self.metrics if m in METRICS and METRICS.get(m).scenario == kind)
@@ -240,6 +273,11 @@ class Suite:
             cap(sc.iir, 8),
             cap(sc.faithfulness, 4),
             cap(sc.stability, 4),
+            replace(
+                cap(sc.concept, 8),
+                n_concept=min(sc.concept.n_concept, 8),
+                n_random=min(sc.concept.n_random, 8),
+            ),
         )
         return replace(
             self, scenarios=scen, samples=replace(self.samples, n_trials=3, trial_size=8, n_boot=100)

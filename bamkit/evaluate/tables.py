@@ -29,6 +29,7 @@ from bamkit import atomic
 from bamkit.evaluate import stability
 from bamkit.evaluate.pairs import PairTable
 from bamkit.evaluate.suite import K_VALUES, RMCSScenario, Samples, Suite
+from bamkit.metrics.bam import rmcs_correlation
 from bamkit.metrics.functional import Score
 from bamkit.metrics.registry import METRICS, direction
 from bamkit.provenance import derive_seed
@@ -45,6 +46,7 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "rank",
     "higher_is_better",
+    "reference",
 ]
 
 
@@ -64,10 +66,35 @@ def write_table(df: pd.DataFrame, path: Path) -> list[Path]:
     return written
 
 
-def _rank(values: pd.Series, higher: bool | None) -> pd.Series:
+def _rank(values: pd.Series, higher: bool | None, reference: pd.Series) -> pd.Series:
+    """Ranks among the methods that are not references (a reference keeps NaN: shown, never ranked)."""
+    out = pd.Series(np.nan, index=values.index)
     if higher is None:
-        return pd.Series(np.nan, index=values.index)
-    return values.rank(ascending=not higher, method="min")
+        return out
+    keep = ~reference.astype(bool)
+    out[keep] = values[keep].rank(ascending=not higher, method="min")
+    return out
+
+
+def _rho_rows(method: str, res, full_drop: dict[float, float], series: dict) -> list[dict[str, Any]]:
+    """The ``rmcs_rho9`` / ``rmcs_rho`` rows of one method's :class:`~bamkit.metrics.bam.RmcsResult`."""
+    series[method] = {f"{k:.1f}": s for k, s in zip(res.ks, res.series)}
+    x9 = [full_drop[k] for k in res.ks]
+    n9 = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x9, res.series))
+    n10 = n9 + int(math.isfinite(full_drop[1.0]))
+    nan = math.nan
+    return [
+        {"metric": name, "method": method, "value": float(rho), "n": n, "p_value": float(p), "trial_mean": nan,
+         "trial_std": nan, "ci_low": nan, "ci_high": nan}
+        for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10))
+    ]  # fmt: skip
+
+
+def reference_methods(suite: Suite) -> set[str]:
+    """Labels of the suite's input-independent reference methods (``Method.reference``, e.g. random)."""
+    from bamkit.evaluate.methods import build
+
+    return {m.label for m in suite.methods if getattr(build(m), "reference", False)}
 
 
 def summarize_metric(
@@ -101,17 +128,23 @@ def _k_of(role: str) -> float:
 
 
 def rmcs_rows(
-    per_image: pd.DataFrame, sc: RMCSScenario, acc_drop: dict[float, float] | None
+    per_image: pd.DataFrame,
+    sc: RMCSScenario,
+    acc_drop: dict[float, float] | None,
+    concept_series: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[dict], dict]:
     """Relative MCS per method by the registry's function (:func:`bamkit.metrics.bam.rmcs_series`): the series
-    over k and its Pearson ρ against the accuracy drop, 9 and 10 points (SPEC §3.1, §5.1)."""
+    over k and its Pearson ρ against the accuracy drop, 9 and 10 points (SPEC §3.1, §5.1); concept methods'
+    series (TCAV, already differences of scores) get their ρ from the same correlation
+    (:func:`bamkit.metrics.bam.rmcs_correlation`)."""
     d = per_image[per_image["scenario"] == "rmcs"] if len(per_image) else per_image
-    if d.empty:
+    concept_series = concept_series or {}
+    if d.empty and not concept_series:
         return [], {}
     rmcs_series = METRICS.get("rmcs").resolve()
     drop = dict(BAM_ACC_DROP if not acc_drop else acc_drop)
-    roles = [r for r in sc.models if (d["model"] == r).any()]
-    ks = sorted(_k_of(r) for r in roles)
+    roles = [r for r in sc.models if len(d) and (d["model"] == r).any()]
+    ks = sorted({_k_of(r) for r in roles} | {float(k) for s in concept_series.values() for k in s})
     full_drop = {k: drop.get(k, math.nan) for k in [*ks, 1.0]}  # NaN points drop out of ρ, visibly (n)
     ref_all = d[d["model"] == sc.reference]
     series: dict[str, dict[str, float]] = {}
@@ -126,24 +159,11 @@ def rmcs_rows(
             g_k[_k_of(role)] = torch.tensor(a["g_c"].to_numpy(float))
             c_k[_k_of(role)] = torch.tensor(a["correct"].fillna(False).to_numpy(bool))
         res = rmcs_series(g_k, g_ref, c_k, c_ref, acc_drop=full_drop)
-        series[method] = {f"{k:.1f}": s for k, s in zip(res.ks, res.series)}
-        x9 = [full_drop[k] for k in res.ks]
-        n9 = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x9, res.series))
-        n10 = n9 + int(math.isfinite(full_drop[1.0]))
-        for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10)):
-            rows.append(
-                {
-                    "metric": name,
-                    "method": method,
-                    "value": float(rho),
-                    "n": n,
-                    "p_value": float(p),
-                    "trial_mean": math.nan,
-                    "trial_std": math.nan,
-                    "ci_low": math.nan,
-                    "ci_high": math.nan,
-                }
-            )
+        rows += _rho_rows(method, res, full_drop, series)
+    for method, ser in concept_series.items():
+        kk = sorted(float(k) for k in ser)
+        res = rmcs_correlation(kk, [ser[f"{k:.1f}"] for k in kk], [0] * len(kk), full_drop)
+        rows += _rho_rows(method, res, full_drop, series)
     info = {
         "series": series,
         "acc_drop": {f"{k:.1f}": v for k, v in drop.items()},
@@ -193,7 +213,7 @@ def ranking_agreement(summary: pd.DataFrame) -> dict[str, Any]:
     """Kendall τ between the method rankings of every two metrics (directions honoured), as a matrix."""
     from bamkit.metrics import stats
 
-    scored = summary[summary["higher_is_better"].notna() & summary["value"].notna()]
+    scored = summary[summary["higher_is_better"].notna() & summary["value"].notna() & ~summary["reference"]]
     table = {
         m: dict(zip(d["method"], d["value"].astype(float)))
         for m, d in scored.groupby("metric", sort=False)
@@ -213,9 +233,13 @@ def summarize(
     suite: Suite,
     acc_drop: dict[float, float] | None = None,
     per_image: pd.DataFrame | None = None,
+    concept: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, stability, tests,
-    agreement). ``per_image`` feeds relative MCS and the stability correlations over (image, level) points."""
+    agreement). ``per_image`` feeds relative MCS and the stability correlations over (image, level) points;
+    ``concept`` holds the concept methods' (TCAV's) rows and relative-MCS series
+    (:func:`bamkit.evaluate.concept.run_concept`)."""
+    concept = concept or {}
     frame = pairs.frame
     rows = []
     inc = frame[frame["included"]] if len(frame) else frame
@@ -226,9 +250,13 @@ def summarize(
             if ((frame["metric"] == metric) & (frame["method"] == method)).any():
                 vals = d.loc[d["method"] == method, "value"].to_numpy(float)
                 score = pairs.scores.get((metric, method))
-                rows.append(summarize_metric(vals, suite.samples, suite.seed, metric, method, score))
+                row = summarize_metric(vals, suite.samples, suite.seed, metric, method, score)
+                if METRICS.get(metric).scenario == "iir" and method in pairs.excluded_delta:
+                    row["n_delta_failed"] = pairs.excluded_delta[method]  # shown beside IIR and App. C
+                rows.append(row)
+    rows.extend(dict(r) for r in concept.get("rows", []))
     per_image = per_image if per_image is not None else pd.DataFrame()
-    rrows, rinfo = rmcs_rows(per_image, suite.scenarios.rmcs, acc_drop)
+    rrows, rinfo = rmcs_rows(per_image, suite.scenarios.rmcs, acc_drop, concept.get("series", {}))
     rows.extend(rrows)
     stab: dict[str, Any] = {}
     if "protocol" in per_image:
@@ -239,9 +267,11 @@ def summarize(
     if summary.empty:
         summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
     summary["higher_is_better"] = summary["metric"].map(direction)
+    summary["reference"] = summary["method"].isin(reference_methods(suite))
     summary["rank"] = np.nan
     for metric, idx in summary.groupby("metric", sort=False).groups.items():
-        summary.loc[idx, "rank"] = _rank(summary.loc[idx, "value"], direction(metric))
+        rows = summary.loc[idx]
+        summary.loc[idx, "rank"] = _rank(rows["value"], direction(metric), rows["reference"])
     cols = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
     summary = summary[cols]
     extra = {

@@ -44,6 +44,11 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
             close = difflib.get_close_matches(name, sorted(known), n=2)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ConfigError(f"{where}.metrics: unknown metric {name!r}{hint} (bamkit metrics lists all)")
+    if suite.concept_methods() and not ({"mcs", "rmcs"} & set(suite.metrics)):
+        raise ConfigError(
+            f"{where}: concept method(s) {[m.label for m in suite.concept_methods()]} are scored by MCS and "
+            "relative MCS only; list 'mcs' or 'rmcs' under metrics:, or remove them"
+        )
     if not any(suite.scenario_enabled(k) for k in SCENARIO_KINDS):
         raise ConfigError(f"{where}: every scenario that the listed metrics need is disabled; enable one")
     f = suite.scenarios.faithfulness
@@ -80,14 +85,9 @@ def _validate_stability(st: StabilityScenario, where: str) -> None:
 
 def _validate_method(m: MethodSpec, where: str) -> None:
     try:
-        obj = build(m)
+        build(m)
     except BamkitError as e:  # unknown names (registry) and bad parameters alike: one line, with the entry
         raise ConfigError(f"{where}: {e}") from None
-    if getattr(obj, "output", "input") == "concept":
-        raise ConfigError(
-            f"{where}: {m.name!r} is a concept method (no attribution map); the evaluate stage "
-            "scores map methods — run TCAV through bamkit.attribution directly"
-        )
 
 
 def load_suite(

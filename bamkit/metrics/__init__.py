@@ -36,7 +36,16 @@ from bamkit.metrics.bam import (
 from bamkit.metrics.faithfulness import AupcResult, CurveResult, aupc, deletion_auc, insertion_auc
 from bamkit.metrics.functional import Score, simpson, trapezoid
 from bamkit.metrics.information import MI_ESTIMATOR_NOTE, mutual_information
-from bamkit.metrics.localisation import dice, dice_loss, logcosh_dice, mae, pointing_game, rmse, sqrt_mae
+from bamkit.metrics.localisation import (
+    dice,
+    dice_loss,
+    logcosh_dice,
+    mae,
+    pointing_game,
+    pointing_game_round,
+    rmse,
+    sqrt_mae,
+)
 from bamkit.metrics.rcap import RcapResult, rcap, rcap_details
 from bamkit.metrics.registry import METRICS, Metric
 from bamkit.metrics.stability import (
@@ -98,6 +107,7 @@ __all__ = [
     "paired_comparisons",
     "pearson",
     "pointing_game",
+    "pointing_game_round",
     "random_region_masks",
     "ranking_agreement",
     "rcap",

@@ -23,6 +23,7 @@ import torch
 
 from bamkit.errors import ConfigError, DataError
 from bamkit.metrics.functional import Score, as_bool, check_maps, check_same_shape
+from bamkit.metrics.stats import pearson
 from bamkit.provenance import derive_seed
 from bamkit.published import BAM_ACC_DROP
 
@@ -154,7 +155,6 @@ def rmcs_series(
             (:data:`ACC_DROP_PAPER`) when None.
         ref_k: the reference k (1.0).
     """
-    from bamkit.metrics.stats import pearson
 
     drop = dict(ACC_DROP_PAPER if acc_drop is None else acc_drop)
     ks = tuple(sorted(k for k in g_k if not math.isclose(k, ref_k)))
@@ -170,14 +170,31 @@ def rmcs_series(
         for k in ks
     ]
     series = [s.value for s in scores]
-    missing = [k for k in ks if k not in drop]
+    return rmcs_correlation(ks, series, [s.n for s in scores], drop, ref_k)
+
+
+def rmcs_correlation(
+    ks: Sequence[float],
+    series: Sequence[float],
+    n: Sequence[int],
+    acc_drop: Mapping[float, float],
+    ref_k: float = 1.0,
+) -> RmcsResult:
+    """Pearson ρ of a relative-MCS series against the accuracy drop: over k = 0.1 … 0.9 (``rho9``) and with the
+    reference model's own point appended (k = 1.0: its MCS against itself is 0; ``rho10``). The one place this
+    correlation is computed, for map methods (:func:`rmcs_series`) and concept methods (TCAV) alike.
+
+    Args:
+        ks: the k of each series value; series: MCS(f^k, f^ref) per k; n: pairs behind each value.
+        acc_drop: k -> accuracy drop (points); NaN points drop out of ρ.
+    """
+    missing = [k for k in ks if k not in acc_drop]
     if missing:
         raise DataError(f"rmcs_series: no accuracy drop for k = {missing}; pass acc_drop from bamkit verify")
-    x9, y9 = [drop[k] for k in ks], series
+    x9, y9 = [acc_drop[k] for k in ks], list(series)
     r9, p9 = pearson(x9, y9)
-    ref_drop = drop.get(ref_k, math.nan)
-    r10, p10 = pearson([*x9, ref_drop], [*y9, 0.0])
-    return RmcsResult(ks, tuple(series), tuple(s.n for s in scores), r9, p9, r10, p10)
+    r10, p10 = pearson([*x9, acc_drop.get(ref_k, math.nan)], [*y9, 0.0])
+    return RmcsResult(tuple(ks), tuple(series), tuple(n), r9, p9, r10, p10)
 
 
 # --------------------------------------------------------------------------------------------- IDR

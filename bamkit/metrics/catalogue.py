@@ -268,7 +268,16 @@ class PointingGame(_MaskMetric):
 
     name, title, higher_is_better = "pointing_game", "Pointing game (GAG)", True
     function, defaults = "bamkit.metrics.localisation.pointing_game", {"quantile": 0.7}
-    note = "NaN for empty masks"
+    note = "centroid truncated with int() as GAG's reference; NaN for empty masks"
+
+
+@register
+class PointingGameRound(_MaskMetric):
+    """Pointing game with the centroid rounded to the nearest pixel (not GAG's; kept under its own name)."""
+
+    name, title, higher_is_better = "pointing_game_round", "Pointing game, rounded centroid", True
+    function, defaults = "bamkit.metrics.localisation.pointing_game_round", {"quantile": 0.7}
+    note = "bamkit variant: rounded centroid; NaN for empty masks"
 
 
 # --------------------------------------------------------------------------------------------- stability

@@ -63,25 +63,38 @@ def rmse(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, quantile: float = 0.7) -> torch.Tensor:
-    """Pointing game (GAG variant): the centroid of the pixels ≥ the ``quantile`` of the map (linear
-    interpolation, as ``numpy.quantile``) rounded to the nearest pixel must fall inside the mask.
+    """Pointing game as GAG's reference computes it (``pointing_game_eval.py``): the centroid of the pixels ≥ the
+    ``quantile`` of the map (linear interpolation, as ``numpy.quantile``), each coordinate the float32 mean of the
+    selected pixels' indices **truncated** with ``int()``, must fall inside the mask.
 
     Returns:
         (N,) float: 1.0 hit, 0.0 miss, NaN where the mask is empty (no target to point at; aggregate with
         ``nanmean`` and report the count).
     """
+    return _pointing(saliency, masks, quantile, "truncate")
+
+
+def pointing_game_round(saliency: torch.Tensor, masks: torch.Tensor, quantile: float = 0.7) -> torch.Tensor:
+    """The pointing game with the centroid *rounded* to the nearest pixel (bamkit's earlier variant; differs from
+    :func:`pointing_game` when a coordinate's fractional part is ≥ 0.5)."""
+    return _pointing(saliency, masks, quantile, "round")
+
+
+def _pointing(saliency: torch.Tensor, masks: torch.Tensor, quantile: float, centroid: str) -> torch.Tensor:
     if not 0 <= quantile <= 1:
         raise ConfigError(f"pointing_game: quantile must be in [0, 1], got {quantile}")
     m, s = _pair(saliency, masks, "pointing_game")
     n, h, w = m.shape
     flat = m.reshape(n, -1)
     q = torch.quantile(flat, quantile, dim=1, keepdim=True)
-    sel = (flat >= q).reshape(n, h, w).double()
+    sel = (flat >= q).reshape(n, h, w).float()
     cnt = sel.sum((1, 2))
-    ys = torch.arange(h, dtype=torch.float64, device=m.device)[None, :, None]
-    xs = torch.arange(w, dtype=torch.float64, device=m.device)[None, None, :]
-    cy = ((sel * ys).sum((1, 2)) / cnt).round().long().clamp(0, h - 1)
-    cx = ((sel * xs).sum((1, 2)) / cnt).round().long().clamp(0, w - 1)
+    ys = torch.arange(h, dtype=torch.float32, device=m.device)[None, :, None]
+    xs = torch.arange(w, dtype=torch.float32, device=m.device)[None, None, :]
+    mean_y, mean_x = (sel * ys).sum((1, 2)) / cnt, (sel * xs).sum((1, 2)) / cnt
+    to_pixel = torch.floor if centroid == "truncate" else torch.round  # int() of a mean >= 0 is its floor
+    cy = to_pixel(mean_y).long().clamp(0, h - 1)
+    cx = to_pixel(mean_x).long().clamp(0, w - 1)
     hit = s[torch.arange(n, device=m.device), cy, cx] > 0
     empty = s.sum((1, 2)) == 0
     return torch.where(empty, math.nan, hit.double()).float()

@@ -106,6 +106,8 @@ class EfficientNetLite0(nn.Module):
     """
 
     cam_layer = CAM_LAYER
+    # TCAV's bottlenecks (BAM: block_layer1..4 and the logit): stages at strides 4, 16, 32, the head, the logit
+    tcav_layers = ("layer2", "layer5", "layer7", "head", "fc")
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()

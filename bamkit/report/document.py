@@ -11,6 +11,7 @@ from bamkit.report.sections import (
     agreement_section,
     bam_section,
     faithfulness_section,
+    findings_section,
     is_baseline,
     leaderboard,
     load_summary,
@@ -41,6 +42,7 @@ def build_document(results: str | Path) -> Doc:
     if s.get("skipped"):
         doc.p("Skipped scenarios: " + "; ".join(f"{k}: {v}" for k, v in s["skipped"].items()))
 
+    findings_section(doc, s)
     doc.h(1, "Leaderboard")
     for metric in metrics:
         if is_baseline(metric) or metric in stab.SECTION_ONLY:  # baselines; stability's own section

@@ -21,17 +21,24 @@ h3{font-size:1.05em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em
 th,td{border:1px solid #ccd;padding:3px 8px;text-align:right}th{background:#eef2f7}
 td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}
 figcaption{font-size:.85em;color:#555}.note{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:.6em;
-overflow-x:auto;font-size:.8em}
+overflow-x:auto;font-size:.8em}.banner{background:#fff3cd;border:1px solid #e0b04c;padding:.6em .9em;
+margin:.8em 0;font-weight:600}nav.toc{font-size:.9em;border:1px solid #ccd;padding:.4em 1em;margin:1em 0}
+nav.toc ul{margin:.2em 0;padding-left:1.2em}
 """
 
 
 @dataclass
 class Doc:
     """Blocks of a report: ("h", level, text), ("p", text), ("table", caption, header, rows), ("fig", name, png,
-    caption), ("pre", text)."""
+    caption), ("pre", text); banners (warnings a reader must see first: a failed premise, a finding that does
+    not reproduce) are shown at the top of the page, under the title, before the table of contents."""
 
     title: str
     blocks: list[tuple] = field(default_factory=list)
+    banners: list[str] = field(default_factory=list)
+
+    def banner(self, text: str) -> None:
+        self.banners.append(text)
 
     def h(self, level: int, text: str) -> None:
         self.blocks.append(("h", level, text))
@@ -52,7 +59,15 @@ class Doc:
         return [(b[1], b[2]) for b in self.blocks if b[0] == "fig"]
 
 
-_WHOLE = {"n", "rank", "n_pairs", "n_images", "n_undefined"}  # columns of counts and ranks
+_WHOLE = {
+    "n",
+    "rank",
+    "n_pairs",
+    "n_images",
+    "n_undefined",
+    "excluded: δ failed",
+    "#",
+}  # columns of counts and ranks
 
 
 def cell(header: Any, v: Any) -> str:
@@ -86,6 +101,8 @@ def to_html(doc: Doc) -> str:
         f"<title>{e(doc.title)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>{e(doc.title)}</h1>",
+        *(f'<div class="banner">⚠ {e(t)}</div>' for t in doc.banners),
+        _toc(doc),
     ]
     for b in doc.blocks:
         kind = b[0]
@@ -117,7 +134,7 @@ def to_html(doc: Doc) -> str:
 
 def to_markdown(doc: Doc, figure_dir: str = "figures") -> str:
     """Markdown with the figures as ``figure_dir/<name>.png`` files (the caller writes them)."""
-    out = [f"# {doc.title}", ""]
+    out = [f"# {doc.title}", "", *(f"> **⚠ {t}**\n" for t in doc.banners)]
     for b in doc.blocks:
         kind = b[0]
         if kind == "h":
@@ -141,6 +158,25 @@ def to_markdown(doc: Doc, figure_dir: str = "figures") -> str:
             _, name, _, caption = b
             out += [f"![{caption}]({figure_dir}/{name}.png)", "", f"*{caption}*", ""]
     return "\n".join(out)
+
+
+def _toc(doc: Doc) -> str:
+    """The table of contents: every heading, nested by level (the page is long)."""
+    e = html.escape
+    items = [(b[1], b[2]) for b in doc.blocks if b[0] == "h"]
+    if len(items) < 3:
+        return ""
+    out, depth = ['<nav class="toc"><b>Contents</b>'], 0
+    for level, text in items:
+        while depth < level:
+            out.append("<ul>")
+            depth += 1
+        while depth > level:
+            out.append("</ul>")
+            depth -= 1
+        out.append(f'<li><a href="#{e(_anchor(text))}">{e(text)}</a></li>')
+    out += ["</ul>"] * depth + ["</nav>"]
+    return "".join(out)
 
 
 def _anchor(text: str) -> str:

@@ -76,15 +76,20 @@ def metric_bars(
 
 
 def rmcs_figure(
-    series: dict[str, dict[str, float]], acc_drop: dict[str, float], rho: dict[str, float]
+    series: dict[str, dict[str, float]],
+    acc_drop: dict[str, float],
+    rho: dict[str, float],
+    dotted: frozenset[str] | set[str] = frozenset(),
 ) -> bytes:
-    """Relative MCS vs k per method (left axis) and the accuracy drop when the CF is removed (right axis)."""
+    """Relative MCS vs k per method (left axis) and the accuracy drop when the CF is removed (right axis);
+    ``dotted``: concept methods (TCAV), drawn dotted as in BAM Fig. 6."""
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for method, s in series.items():
         ks = sorted(s, key=float)
         r = rho.get(method)
         lab = f"{method} (ρ={r:.2f})" if r is not None and math.isfinite(r) else method
-        ax.plot([float(k) for k in ks], [_num(s[k]) for k in ks], marker="o", ms=3, lw=1.2, label=lab)
+        style = {"ls": ":", "lw": 2.0} if method in dotted else {"lw": 1.2}
+        ax.plot([float(k) for k in ks], [_num(s[k]) for k in ks], marker="o", ms=3, label=lab, **style)
     ax.set_xlabel("k (fraction of scene classes with the dog)")
     ax.set_ylabel("relative MCS  MCS(f_k, f_1.0)")
     ax2 = ax.twinx()

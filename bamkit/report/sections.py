@@ -14,7 +14,7 @@ from bamkit import published as pub
 from bamkit.errors import DataError
 from bamkit.metrics.registry import METRICS
 from bamkit.report import plots
-from bamkit.report.html import Doc
+from bamkit.report.html import Doc, fmt
 from bamkit.verify.render import k_series_png
 
 
@@ -65,9 +65,11 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
     if not rows:
         return
     body = []
+    delta = any(r.get("n_delta_failed") is not None for r in rows)
     for r in rows:
         name, params = methods.get(r["method"], (r["method"], {}))
         p = pub.lookup(metric, name, params)
+        rank = "reference" if r.get("reference") else r.get("rank")  # input-independent: shown, never ranked
         body.append(
             [
                 r["method"],
@@ -77,7 +79,8 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
                 r.get("trial_mean"),
                 r.get("trial_std"),
                 r.get("n"),
-                r.get("rank"),
+                *([r.get("n_delta_failed")] if delta else []),
+                rank,
                 p.value if p else None,
             ]
         )
@@ -93,6 +96,7 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
             "trials mean",
             "trials std",
             "n",
+            *(["excluded: δ failed"] if delta else []),
             "rank",
             "published",
         ],
@@ -113,6 +117,35 @@ _BAM_BARS = (
     ("iir", "IIR", None, None, None),
     ("attribution_change", "relative change", None, None, None),
 )
+
+
+def findings_section(doc: Doc, s: dict[str, Any]) -> None:
+    """The paper's qualitative findings with this run's numbers (summary.json ``findings``); a banner for each
+    one that does not reproduce."""
+    fs = s.get("findings") or []
+    if not fs:
+        return
+    doc.h(1, "The paper's findings")
+    status = {True: "reproduced", False: "NOT reproduced", None: "not measured"}
+    body = [
+        [f["id"], f["text"], _measured_text(f.get("measured") or {}), status[f.get("reproduced")]] for f in fs
+    ]
+    n_ok = sum(f.get("reproduced") is True for f in fs)
+    doc.table(f"{n_ok} of {len(fs)} reproduce (BAM §5; rankings among its 8 saliency methods)",
+              ["#", "finding", "this run", "status"], body)  # fmt: skip
+    for f in fs:
+        if f.get("reproduced") is False:
+            doc.banner(f"Finding {f['id']} does not reproduce: {f['text']}")
+
+
+def _measured_text(m: dict[str, Any]) -> str:
+    parts = []
+    for key, v in m.items():
+        if isinstance(v, dict):
+            parts.append(f"{key}: " + ", ".join(f"{k} {fmt(x, 2)}" for k, x in v.items()))
+        else:
+            parts.append(f"{key}: {fmt(v, 3)}")
+    return "; ".join(parts)
 
 
 def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str, tuple[str, dict]]) -> None:
@@ -136,8 +169,9 @@ def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str
         rho = {r["method"]: r["value"] for r in rows_of(summary, "rmcs_rho")}
         doc.fig(
             "rmcs",
-            plots.rmcs_figure(rm["series"], rm.get("acc_drop", {}), rho),
-            f"Relative MCS over k against the accuracy drop ({rm.get('acc_drop_source', '')}).",
+            plots.rmcs_figure(rm["series"], rm.get("acc_drop", {}), rho, set(s.get("concept") or {})),
+            f"Relative MCS over k against the accuracy drop ({rm.get('acc_drop_source', '')}); concept methods "
+            "(TCAV) dotted, as in BAM Fig. 6.",
         )
         body = []
         for m in order:
@@ -229,6 +263,13 @@ def verification_section(doc: Doc, v: dict[str, Any] | None) -> None:
     if not v:
         doc.p("No verification result was found (run 'bamkit verify'); RMCS used the paper's accuracy drop.")
         return
+    failed = [c for c in v.get("checks") or [] if not c.get("passed")]
+    if failed:
+        doc.banner(
+            f"Verification failed ({len(failed)} premise(s)): "
+            + "; ".join(c["name"] for c in failed)
+            + " — the ground truth the BAM metrics rest on does not hold for these models"
+        )
     top = v.get("top") or {}
     labels = [
         ("acc_full", "accuracy, full input"),

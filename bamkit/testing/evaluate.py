@@ -75,10 +75,16 @@ def planted_models(size: int, roles: tuple[str, ...] = ("f_o", "f_s", "f_empty",
 
 
 def write_planted_file(
-    path: str | Path, n_pairs: int = 20, size: int = 16, seed: int = 0, patch_shift: int = 0
+    path: str | Path,
+    n_pairs: int = 20,
+    size: int = 16,
+    seed: int = 0,
+    patch_shift: int = 0,
+    delta_failed: tuple[int, ...] | None = None,
 ) -> Path:
     """A BAM-layout file with ``obj_scene``, ``scene_only``, ``dog_bedroom``, ``bamboo_forest`` and
-    ``bamboo_forest_patch`` (the bamboo images, brightened by ``patch_shift`` inside the mask)."""
+    ``bamboo_forest_patch`` (the bamboo images, brightened by ``patch_shift`` inside the mask). With
+    ``delta_failed``, the patch set carries δ's ``passed`` flags, false at those rows."""
     from bamkit.data.h5_write import create_file, write_set
 
     rng = np.random.default_rng(seed)
@@ -121,12 +127,17 @@ def write_planted_file(
     m = sets["bamboo_forest"]["masks"]
     patched[m] = np.clip(patched[m].astype(int) + patch_shift, 0, 255).astype(np.uint8)
     sets["bamboo_forest_patch"] = {**sets["bamboo_forest"], "images": patched}
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     f = create_file(p, list(BAM_OBJECTS), list(BAM_SCENES), size, attrs={"seed": seed})
     try:
         for name, arrays in sets.items():
             write_set(f, name, arrays)
+        if delta_failed is not None:  # δ's per-row verdict, as bamkit delta stores it beside the images
+            passed = np.ones(len(sub), bool)
+            passed[list(delta_failed)] = False
+            f["bamboo_forest_patch"].create_dataset("passed", data=passed)
     finally:
         f.close()
     return p

@@ -21,7 +21,6 @@ composite they pair with in ``obj_scene``. :func:`verify_models` returns the
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -32,9 +31,9 @@ from bamkit import progress
 from bamkit.classes import ALWAYS_SCENE, COMMON_FEATURE
 from bamkit.data.h5 import SPLIT_VAL, BamFile
 from bamkit.errors import ConfigError, DataError
-from bamkit.metrics.stats import spearman
 from bamkit.models import ClassifierMeta, load_classifier
-from bamkit.verify.result import ROLE_SETS, Check, Thresholds, VerifyResult
+from bamkit.verify.checks import Thresholds, k_checks, top_checks
+from bamkit.verify.result import ROLE_SETS, VerifyResult
 
 _K_NAME = re.compile(r"^f_k(\d+(?:\.\d+)?)$")
 
@@ -186,23 +185,7 @@ def verify_models(
                 "chance": chance,
             }
             res.top[role] = r
-            res.checks.append(
-                Check(
-                    f"{role} accuracy on obj_scene",
-                    r["acc_full"] >= th.min_full_acc,
-                    r["acc_full"],
-                    f">= {th.min_full_acc:.3f}",
-                )
-            )
-            limit = th.max_chance_ratio * chance
-            res.checks.append(
-                Check(
-                    f"{role} accuracy on {only_set} (only the CF kept) near chance",
-                    r["acc_only_cf"] < limit,
-                    r["acc_only_cf"],
-                    f"< {limit:.3f} = {th.max_chance_ratio:g} x chance",
-                )
-            )
+            res.checks += top_checks(role, r, th)
         if "f_empty" in ckpts:
             model, meta = load("f_empty")
             res.extra["f_empty"] = {}
@@ -265,15 +248,5 @@ def _k_series(
                 "drop": float(cw.mean() - cwo.mean()),
             }
         )
-    th = res.thresholds
-    if len(ks) >= th.min_k_models:
-        res.k_rho = spearman([r["k"] for r in res.k_series], [r["drop"] for r in res.k_series])[0]
-        ok = math.isfinite(res.k_rho) and res.k_rho < th.max_k_rho
-        res.checks.append(
-            Check(
-                "Spearman rho(k, bamboo-forest accuracy drop) (drop shrinks as k grows)",
-                ok,
-                res.k_rho,
-                f"< {th.max_k_rho:+.2f}",
-            )
-        )
+    res.k_rho, checks = k_checks(res.k_series, res.thresholds)
+    res.checks += checks

@@ -8,7 +8,6 @@ the report) read one serialisation instead of guessing at its nesting.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,40 +15,10 @@ from typing import Any
 from bamkit import atomic
 from bamkit.errors import DataError
 from bamkit.published import BAM_FIG2_TOP, BAM_K_ACCURACY
+from bamkit.verify.checks import Check, Thresholds
 
 # f_o keeps the object: its CF is the scene; f_s keeps the scene: its CF is the object.
 ROLE_SETS = {"f_o": ("obj_gray", "scene_only"), "f_s": ("scene_only", "obj_gray")}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the expected orderings require (stated in the table).
-
-    Attributes:
-        min_full_acc: f_o and f_s accuracy on ``obj_scene`` must reach this.
-        max_chance_ratio: accuracy with only the CF kept must stay below this multiple of chance (1/classes).
-        max_k_rho: Spearman ρ between k and the bamboo-forest accuracy drop must be below this.
-        min_k_models: fewer k-models than this skips the ρ check.
-    """
-
-    min_full_acc: float = 0.5
-    max_chance_ratio: float = 2.0
-    max_k_rho: float = 0.0
-    min_k_models: int = 3
-
-
-@dataclass(frozen=True)
-class Check:
-    """One expected ordering and whether it held."""
-
-    name: str
-    passed: bool
-    measured: float | None
-    expected: str
-
-    def __str__(self) -> str:
-        m = "n/a" if self.measured is None or not math.isfinite(self.measured) else f"{self.measured:.3f}"
-        return f"{self.name}: {m} (expected {self.expected})"
 
 
 def published_fractions() -> dict[str, Any]:

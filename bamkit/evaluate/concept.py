@@ -1,0 +1,133 @@
+"""Concept methods in the BAM scenarios (BAM App. F–G; SPEC §2.16): TCAV's MCS and relative MCS.
+
+A concept method scores a concept for a class, not pixels: MCS = TCAV(f_o, dog class, dog concept) −
+TCAV(f_s, scene class of the target images, dog concept), and the relative series TCAV(f_k) − TCAV(f_1.0) over
+the commonality models (all scene models; target class = the target images' scene). Every model sees the same
+target, concept and random images (drawn once with the suite's seed), preprocessed its own way. The spread over
+TCAV's random repeats gives the interval; the same difference with the random counterpart as the "concept" is
+TCAV's random baseline (App. G). It runs once per evaluation (in shard 0), the rows join the leaderboard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from bamkit.classes import COMMON_FEATURE
+from bamkit.errors import DataError
+from bamkit.evaluate.legs import select_rows
+from bamkit.evaluate.methods import build
+from bamkit.evaluate.suite import Suite
+from bamkit.provenance import derive_seed
+
+
+def _images(view, rows: np.ndarray, lm) -> torch.Tensor:
+    dev = next(iter(lm.module.parameters())).device
+    return lm.meta.preprocess(torch.from_numpy(view.read("images", np.sort(rows))).to(dev))
+
+
+def concept_sets(suite: Suite, bam) -> dict[str, Any]:
+    """Rows of the target images, the concept examples and ``num_random + 1`` disjoint random sets."""
+    c = suite.scenarios.concept
+    for s in (c.target_set, c.concept_set, c.random_set):
+        if not bam.has(s):
+            raise DataError(f"concept scenario: set {s!r} is not in the data file; build it or disable TCAV")
+    target = select_rows(bam[c.target_set], c.split, c.max_images, suite.seed, c.target_set)
+    cv = bam[c.concept_set]
+    objects = list(bam.files[0].object_classes)
+    lab = cv.read("object_label")
+    pool = select_rows(cv, c.concept_split, None, suite.seed, c.concept_set)
+    pool = pool[lab[pool] == objects.index(COMMON_FEATURE)]
+    rng = np.random.default_rng(derive_seed(suite.seed, "concept"))
+    concept = np.sort(rng.choice(pool, size=min(c.n_concept, len(pool)), replace=False))
+    num = max(getattr(build(m), "num_random", 2) for m in suite.concept_methods())
+    rv = bam[c.random_set]
+    rpool = select_rows(rv, c.concept_split, None, suite.seed, c.random_set)
+    if len(rpool) < (num + 1) * 2:
+        raise DataError(
+            f"concept scenario: {len(rpool)} {c.random_set} images cannot make {num + 1} random sets; "
+            "lower the methods' num_random or scenarios.concept.n_random"
+        )
+    per = min(c.n_random, len(rpool) // (num + 1))
+    perm = rng.permutation(rpool)
+    randoms = [np.sort(perm[i * per : (i + 1) * per]) for i in range(num + 1)]
+    return {"target": target, "concept": concept, "randoms": randoms}
+
+
+def _tcav(obj, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts):
+    c = suite.scenarios.concept
+    randoms = [_images(bam[c.random_set], r, lm) for r in sets["randoms"]]
+    return obj.score(
+        lm.module,
+        _images(bam[c.target_set], sets["target"], lm),
+        target_class,
+        _images(bam[c.concept_set], sets["concept"], lm),
+        randoms[: obj.num_random],
+        random_counterpart=randoms[-1],
+        opts=opts,
+    )
+
+
+def _row(metric: str, method: str, a, b, n: int) -> dict[str, Any]:
+    """``a − b`` of two TCAV results: value, spread over the random repeats (t interval), n target images."""
+    diffs = np.asarray(a.repeat_scores, float) - np.asarray(b.repeat_scores, float)
+    value = a.concept_score - b.concept_score
+    ok = diffs[np.isfinite(diffs)]
+    if len(ok) >= 2:
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, len(ok) - 1) * ok.std(ddof=1) / math.sqrt(len(ok))
+        lo, hi, std = float(ok.mean() - half), float(ok.mean() + half), float(ok.std(ddof=1))
+    else:
+        lo = hi = std = math.nan
+    return {"metric": metric, "method": method, "value": float(value), "n": n, "trial_mean": float(np.mean(ok))
+            if len(ok) else math.nan, "trial_std": std, "ci_low": lo, "ci_high": hi}  # fmt: skip
+
+
+def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str, Any]:
+    """TCAV's rows for the leaderboard (``mcs``, ``mcs_random``) and its relative-MCS series per k."""
+    specs = suite.concept_methods()
+    if not specs:
+        return {}
+    sc = suite.scenarios
+    sets = concept_sets(suite, bam)
+    objects, scenes = bam.files[0].object_classes, bam.files[0].scene_classes
+    target_view = bam[sc.concept.target_set]
+    tscene = int(np.bincount(target_view.read("scene_label", sets["target"]).clip(0)).argmax())
+    out: dict[str, Any] = {"rows": [], "series": {}, "details": {}, "sets": {k: len(v) if k != "randoms"
+                           else [len(r) for r in v] for k, v in sets.items()}}  # fmt: skip
+    for spec in specs:
+        obj = build(spec)
+        n = len(sets["target"])
+
+        def score(role: str, cls: int, obj=obj):
+            return _tcav(obj, models[role], bam, suite, sets, cls, opts)
+
+        res = {}
+        if "mcs" in suite.metrics and all(r in models for r in sc.mcs.models):
+            res["f_o"] = score(sc.mcs.models[0], objects.index(COMMON_FEATURE))
+            res["f_s"] = score(sc.mcs.models[1], tscene)
+            out["rows"].append(_row("mcs", spec.label, res["f_o"], res["f_s"], n))
+            null = _row("mcs_random", spec.label, res["f_o"], res["f_s"], n)
+            null["value"] = res["f_o"].random_score - res["f_s"].random_score
+            out["rows"].append(null)
+        if "rmcs" in suite.metrics and sc.rmcs.reference in models:
+            ref = score(sc.rmcs.reference, tscene)
+            series = {}
+            for role in sc.rmcs.models:
+                if role in models:
+                    r = score(role, tscene)
+                    series[f"{float(role.removeprefix('f_k')):.1f}"] = r.concept_score - ref.concept_score
+                    res[role] = r
+            res[sc.rmcs.reference] = ref
+            out["series"][spec.label] = series
+        out["details"][spec.label] = {
+            role: {"concept_score": r.concept_score, "kept_layers": list(r.kept_layers), "p_values": r.p_values,
+                   "target_class": (objects if role == sc.mcs.models[0] else scenes)[r.meta["target_class"]]}
+            for role, r in res.items()
+        }  # fmt: skip
+    return out
