@@ -8,9 +8,13 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import shutil
 import sys
+import traceback
+from pathlib import Path
 
 from bamkit import __version__
 from bamkit.errors import BamkitError
@@ -53,6 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(e: OSError) -> str | None:
+    """One line for the file-system faults a user meets (read-only output, permission, full disk), naming the
+    path; None for anything else."""
+    import errno
+
+    where = e.filename or "the output"
+    if e.errno == errno.ENOSPC:
+        free = ""
+        with contextlib.suppress(OSError):
+            free = f" ({shutil.disk_usage(Path(where).parent if e.filename else '.').free / 1e6:.0f} MB free there)"
+        return (
+            f"disk full while writing {where}{free}; nothing incomplete was left under a final name — free space "
+            "or choose another output folder, then run the same command again to resume"
+        )
+    if e.errno == errno.EROFS:
+        return (
+            f"cannot write {where}: read-only file system; choose an output folder you can write to (--out)"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"permission denied on {where}; choose inputs you can read and an output folder you can write to "
+            "(--out), or fix the permissions"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,11 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s" if args.verbose > 1 else "%(message)s",
         stream=sys.stderr,
     )
+    # h5py logs every dtype converter it creates at DEBUG: noise, not bamkit's log
+    logging.getLogger("h5py").setLevel(logging.WARNING)
     try:
         rc = args._module.run(args)
     except BamkitError as e:
+        if args.verbose and e.__cause__ is not None:  # a user's method raised: its traceback behind -v
+            traceback.print_exception(e.__cause__, file=sys.stderr)
         print(f"bamkit {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        msg = os_error_message(e)
+        if msg is None:
+            raise  # not the user's file system: a bug keeps its traceback
+        print(f"bamkit {args.command}: error: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"bamkit {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

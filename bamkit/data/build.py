@@ -52,6 +52,7 @@ from bamkit.data.pool import OrderedPool, ordered_pool
 from bamkit.data.recipe import Recipe
 from bamkit.data.workers import chunk_rows, compose_chunk, compose_to_slot, init_worker, slot_size
 from bamkit.errors import DataError
+from bamkit.locks import output_lock
 from bamkit.progress import bar
 from bamkit.provenance import file_hash, json_hash, versions
 
@@ -214,10 +215,43 @@ def build_dataset(
     ann_sha = file_hash(src.coco_annotations)
     vers = versions()
     key = build_key(recipe, ann_sha, {k: [str(p) for p in v] for k, v in choice.scenes.items()}, vers)
-    if out.exists() and not force and _existing_key(out) == key:
-        log.info("%s is up to date (same recipe and sources)", out)
-        return out
+    with output_lock(out, "dataset file"):
+        if out.exists() and not force and _existing_key(out) == key:
+            log.info("%s is up to date (same recipe and sources)", out)
+            return out
+        check_disk(plan, out)
+        return _build(recipe, out, workers, coco, choice, plan, scene_filter, key, ann_sha, vers)
 
+
+def estimated_bytes(plan: Plan) -> int:
+    """Bytes the finished file will take, about (images raw or ~72 % deflated; masks ~1/8 of a byte per pixel;
+    the per-row fields), plus the decoded-source cache of the parts folder."""
+    r = plan.recipe
+    pixels = r.size * r.size
+    per_row = pixels * 3 * (0.72 if r.compress_images else 1.0) + pixels / 8 + 64
+    rows = sum(g.n_rows * len(g.sets) for g in plan.groups)
+    cache = (len(r.objects) + len(r.scenes)) * r.images_per_pair * pixels * 4
+    return int(rows * per_row + cache)
+
+
+def check_disk(plan: Plan, out: Path) -> None:
+    """Refuse, before any work, a build that cannot fit on the output's disk (the estimate with 10 % margin)."""
+    need = estimated_bytes(plan) * 1.1
+    folder = out.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        r = plan.recipe
+        raise DataError(
+            f"building {str(out)!r} needs about {need / 1e9:.2f} GB ({r.images_per_pair} images per pair at "
+            f"{r.size} px) but {free / 1e9:.2f} GB are free in {folder}; free space, lower images_per_pair or "
+            "size, or choose another --out"
+        )
+
+
+def _build(recipe, out, workers, coco, choice, plan, scene_filter, key, ann_sha, vers) -> Path:
+    """The build proper, under the output's lock (see :func:`build_dataset`)."""
+    src = recipe.sources
     parts = parts_dir(out, key)
     cache = parts / "sources.h5"
     if not cache.exists():
@@ -266,9 +300,20 @@ def build_dataset(
 
 
 def _existing_key(path: Path) -> str | None:
+    """The build key of an existing output; an output that is not a bamkit-built dataset is never overwritten
+    silently (``--force`` does)."""
     try:
         with h5py.File(path, "r") as f:
             v = f.attrs.get("build_key")
-            return v.decode() if isinstance(v, bytes) else v
-    except OSError:
-        return None
+    except Exception as e:  # h5py raises OSError, KeyError ... for damaged files
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise DataError(
+            f"{str(path)!r} exists but cannot be read as HDF5 ({type(e).__name__}: {first}); delete it or pass "
+            "--force to overwrite it"
+        ) from None
+    if v is None:
+        raise DataError(
+            f"{str(path)!r} exists but is not a dataset bamkit built (no build key); pass --force to overwrite "
+            "it or choose another --out"
+        )
+    return v.decode() if isinstance(v, bytes) else v

@@ -24,6 +24,7 @@ DEFAULT_K = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # BAM's paste size: the larger relative side becomes a random int in [int(S/sqrt 3), int(S/sqrt 2)) (SPEC §4.3).
 DEFAULT_SCALE = (1.0 / math.sqrt(3.0), 1.0 / math.sqrt(2.0))
 SMOKE_IMAGES_PER_PAIR = 8
+MAX_SIZE = 2048  # BAM stores 128 px; larger sides are allowed up to what one chunk of rows can hold in memory
 
 _SOURCE_OVERRIDES = ("root", "coco_annotations", "coco_images", "miniplaces", "miniplaces_split")
 
@@ -132,8 +133,10 @@ def _fail(key: str, got: Any, expected: str) -> None:
 def _validate(r: Recipe) -> None:
     if r.images_per_pair < 1:
         _fail("images_per_pair", r.images_per_pair, "an integer >= 1")
-    if r.size < 8:
-        _fail("size", r.size, "an image side >= 8 pixels (BAM uses 128)")
+    if not 8 <= r.size <= MAX_SIZE:
+        _fail("size", r.size, f"an image side from 8 to {MAX_SIZE} pixels (BAM uses 128)")
+    if r.seed < 0:
+        _fail("seed", r.seed, "an integer >= 0")
     if not 0.0 < r.val_fraction < 1.0:
         _fail("val_fraction", r.val_fraction, "a fraction strictly between 0 and 1 (BAM: 0.1)")
     if not 1 <= r.n_val < r.images_per_pair:

@@ -22,6 +22,7 @@ from bamkit.delta.optimize import optimize_batch
 from bamkit.delta.options import DeltaOptions
 from bamkit.delta.verify import FIGURES, VERIFIED, patch_figures
 from bamkit.errors import ConfigError, DataError
+from bamkit.locks import output_lock
 from bamkit.preprocess import Preprocess
 from bamkit.provenance import json_hash, versions
 
@@ -185,6 +186,12 @@ def craft_file(
     if meta.label_field != "scene_label":
         log.warning("model %s predicts %s; BAM's δ uses a scene model (f_empty)", meta.name, meta.label_field)
     key = run_key(inputs.input_hash, meta.checkpoint_hash, opts)
+    with output_lock(out, "δ patch file"):
+        return _craft(model, meta, inputs, opts, data, out, key, dev, force, max_batches)
+
+
+def _craft(model, meta, inputs, opts, data: Path, out: Path, key: str, dev, force: bool, max_batches) -> dict:
+    """:func:`craft_file` under the output's lock."""
     base = {"out": str(out), "set": store.PATCH_SET, "model": meta.name, "steps": opts.steps}
     if not force and store.stored_key(out) == key:
         _, figures, _ = store.read_patch_set(out)

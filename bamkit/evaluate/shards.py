@@ -36,12 +36,13 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
 
 
 def shard_name(i: int, n: int) -> str:
-    return f"shard{i}of{n}"
+    """The folder (and cache file) of shard ``i`` of ``n``; an unsplit run is ``main``."""
+    return "main" if n == 1 else f"shard{i}of{n}"
 
 
 def shard_names(count: int) -> list[str]:
     """The shard folders of a run split ``count`` ways (``main`` for an unsplit run)."""
-    return ["main"] if count == 1 else [shard_name(i, count) for i in range(count)]
+    return [shard_name(i, count) for i in range(count)]
 
 
 def run_shard(
@@ -63,7 +64,7 @@ def run_shard(
     if device is not None:
         for m in models.values():
             m.module.to(device)
-    name = "main" if count == 1 else shard_name(index, count)
+    name = shard_name(index, count)
     with (
         DataSets(suite.data, (suite.patch_data,)) as bam,
         AttributionCache(out / "cache", name, concurrent) as cache,

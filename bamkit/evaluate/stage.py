@@ -9,9 +9,10 @@ from typing import Any
 from bamkit.errors import ConfigError, DataError
 from bamkit.evaluate.distributed import launch
 from bamkit.evaluate.merge import merge_shards
-from bamkit.evaluate.shards import all_shards_done, parse_shard, run_shard
+from bamkit.evaluate.shards import all_shards_done, parse_shard, run_shard, shard_name
 from bamkit.evaluate.suite import Suite
 from bamkit.evaluate.validate import load_suite
+from bamkit.locks import output_lock
 
 
 def run_suite(
@@ -75,9 +76,11 @@ def evaluate(
     if world > 1:
         is_main = launch(suite, out, shard, loaded_models)
     else:
-        run_shard(suite, out, shard[0], shard[1], loaded_models)
+        with output_lock(out / "shards" / shard_name(*shard), f"shard {shard[0]}/{shard[1]} of the results"):
+            run_shard(suite, out, shard[0], shard[1], loaded_models)
         is_main = True
     count = shard[1] * max(world, 1)
     if is_main and (shard[1] == 1 or all_shards_done(out, count, suite)):
-        merge_shards(suite, out, count)
+        with output_lock(out, "results folder", folder=True):
+            merge_shards(suite, out, count)
     return out

@@ -17,6 +17,7 @@ from typing import Any
 from bamkit import __version__
 from bamkit.config import dump_yaml, to_dict
 from bamkit.errors import CheckFailed
+from bamkit.locks import output_lock
 from bamkit.pipeline import stamps
 from bamkit.pipeline.config import RunConfig, RunPaths, resolve_paths
 from bamkit.verify.result import Thresholds
@@ -242,6 +243,12 @@ def run_pipeline(
     paths = resolve_paths(rc, Path(config_file))
     lay = Layout(Path(out).resolve())
     lay.out.mkdir(parents=True, exist_ok=True)
+    with output_lock(lay.out, "run folder", folder=True):
+        return _run(rc, paths, lay, only)
+
+
+def _run(rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...]) -> PipelineResult:
+    """:func:`run_pipeline` under the run folder's lock."""
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     for stage in STAGES:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bamkit import atomic
 from bamkit import published as pub
+from bamkit.locks import output_lock
 from bamkit.report.document import build_document
 from bamkit.report.html import to_html, to_markdown
 from bamkit.report.sections import load_summary, method_params
@@ -31,6 +32,12 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     doc = build_document(results)
     s = load_summary(results)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "report folder", folder=True):
+        return _write(doc, s, out)
+
+
+def _write(doc, s: dict[str, Any], out: Path) -> Path:
+    """:func:`write_report` under the report folder's lock."""
     for name, png in doc.figures():
         atomic.write_bytes(out / "figures" / f"{name}.png", png)
     atomic.write_text(out / "report.md", to_markdown(doc))

@@ -30,6 +30,7 @@ import numpy as np
 from bamkit.atomic import write_text
 from bamkit.classes import BAM_SCENES
 from bamkit.errors import ConfigError, DataError
+from bamkit.locks import output_lock
 from bamkit.progress import bar
 from bamkit.sources.synth_base import CORRUPT_KINDS, LAYOUT, MARKER, SCALES, SCENE, SynthScale, jpeg, rng
 from bamkit.sources.synth_coco import write_coco
@@ -128,7 +129,16 @@ def write_sources(out: str | Path, scale: str = "demo", seed: int = 0, *, corrup
         raise ConfigError(f"sources synth: scale={scale!r}; expected one of {sorted(SCALES)}")
     if not isinstance(corrupt, int) or corrupt < 0:
         raise ConfigError(f"sources synth: corrupt={corrupt!r}; expected an integer >= 0")
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"sources synth: seed={seed!r}; expected an integer >= 0")
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "source folder", folder=True):
+        return _write(out, scale, seed, corrupt)
+
+
+def _write(out: Path, scale: str, seed: int, corrupt: int) -> dict:
+    """:func:`write_sources` under the folder's lock."""
     sizes = SCALES[scale]
     existing = [p for p in (out / "coco", out / "miniplaces") if p.exists()]
     if existing and not (out / MARKER).is_file():

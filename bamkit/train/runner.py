@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -20,7 +21,8 @@ import torch
 
 from bamkit import atomic, progress
 from bamkit.config import to_dict
-from bamkit.errors import ConfigError
+from bamkit.errors import ConfigError, DataError
+from bamkit.locks import output_lock
 from bamkit.models import preprocess_for
 from bamkit.train.checkpoint import config_hash, export, is_current, set_hash
 from bamkit.train.config import TrainConfig, load_configs
@@ -80,6 +82,26 @@ def _state_dir(out: Path, cfg: TrainConfig, data_hash: str) -> Path:
     return work
 
 
+def _readable_state(path: Path) -> bool:
+    """Whether ``path`` is a resumable training state, read safely (``weights_only``: nothing in it runs). An
+    unreadable or hostile one is moved aside with a message, and training starts afresh instead of failing."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+        return True
+    except Exception as e:  # corrupt bytes, a truncated file, or pickled code weights_only refuses
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        os.replace(path, aside)
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        log.warning(
+            "%s cannot be resumed from (%s: %s); moved it to %s and training starts afresh",
+            path,
+            type(e).__name__,
+            first,
+            aside.name,
+        )
+        return False
+
+
 def _load_weights(module, ckpt: Path) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
@@ -105,6 +127,23 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
     Returns:
         the exported checkpoint path.
     """
+
+    run = cfg.resolved()
+    out = Path(out)
+    if not Path(data).is_file():
+        raise DataError(
+            f"dataset file {str(data)!r} does not exist; build it with 'bamkit build' or pass --data"
+        )
+    data_hash = set_hash(data, run.data.train_set, run.data.label_field)
+    # one writer per model; the ranks a launcher re-runs (ddp) train alongside rank 0, which holds the lock
+    rank0 = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    lock = output_lock(out / run.name, f"model {run.name!r}") if rank0 else contextlib.nullcontext()
+    with lock:
+        return _train(cfg, run, data, out, data_hash, callbacks)
+
+
+def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, callbacks: Sequence) -> Path:
+    """:func:`train_one` under the model's lock."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
@@ -112,9 +151,6 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
     from bamkit.train.datamodule import BamDataModule
     from bamkit.train.module import BamClassifier
 
-    run = cfg.resolved()
-    out = Path(out)
-    data_hash = set_hash(data, run.data.train_set, run.data.label_field)
     work = _state_dir(out, cfg, data_hash)
     d, m, o, t = run.data, run.model, run.optim, run.trainer
     with _quiet_lightning():
@@ -162,7 +198,7 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
             num_sanity_val_steps=0,
         )
         last = work / "last.ckpt"
-        resume = last if last.is_file() else None
+        resume = last if last.is_file() and _readable_state(last) else None
         if resume:
             log.info("%s: resuming from %s", run.name, resume)
         t0 = time.perf_counter()

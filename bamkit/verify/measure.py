@@ -54,7 +54,10 @@ def true_class_prob(
         rows: (n,) row indices; labels: (n,) true class per row.
 
     Returns:
-        ``(correct, p_true)``: bool (n,) top-1 correctness and float64 (n,) softmax probability of the label.
+        ``(correct, logp_true)``: bool (n,) top-1 correctness and float64 (n,) log of the softmax probability of
+        the label. The log-probability is computed in float64 from the logits: a confident model's float32
+        softmax rounds many true-class probabilities to exactly 1.0, and then "did the confidence rise" (Fig. 2)
+        would compare equal numbers instead of the model's actual confidences.
     """
     view = bf[set_name]
     dev = next(model.parameters()).device
@@ -64,10 +67,10 @@ def true_class_prob(
         for lo in progress.bar(range(0, len(rows), batch_size), desc=desc, unit="batch"):
             sel = order[lo : lo + batch_size]
             x = meta.preprocess(torch.from_numpy(view.read("images", rows[sel])).to(dev))
-            p = torch.softmax(model(x).float(), dim=1).cpu().numpy()
+            logp = torch.log_softmax(model(x).double(), dim=1).cpu().numpy()
             y = labels[sel]
-            correct[sel] = p.argmax(1) == y
-            prob[sel] = p[np.arange(len(sel)), y]
+            correct[sel] = logp.argmax(1) == y
+            prob[sel] = logp[np.arange(len(sel)), y]
     return correct, prob
 
 
@@ -103,7 +106,9 @@ def confidence_rise(
     """Share of pairs correct on both inputs whose true-class probability rises when the CF is removed.
 
     Args:
-        full, removed: ``(pair_index, correct, p_true)`` arrays for the full inputs and the CF-removed ones.
+        full, removed: ``(pair_index, correct, confidence)`` arrays for the full inputs and the CF-removed
+            ones; the confidence is the true class's probability or any increasing function of it (the
+            log-probability of :func:`true_class_prob`).
 
     Returns:
         ``(share, n_pairs_correct_on_both)``; share is NaN when no pair qualifies.
