@@ -33,6 +33,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("run", "run", "the main job: every stage in order (default: the embedded demo)"),
     ("methods", "methods", "list the registered attribution methods with their defaults"),
     ("metrics", "metrics", "list the registered metrics"),
+    ("configs", "configs", "copy the shipped configs into a folder to edit, or print where they are"),
 ]
 
 
@@ -70,6 +71,13 @@ def os_error_message(e: OSError) -> str | None:
         return (
             f"disk full while writing {where}{free}; nothing incomplete was left under a final name — free space "
             "or choose another output folder, then run the same command again to resume"
+        )
+    if e.errno == errno.ENOENT and e.filename:  # a path the user gave that is not there
+        return f"no such file or folder: {where}; check the path"
+    if e.errno == errno.EFBIG:
+        return (
+            f"file size limit reached while writing {where} (ulimit -f); nothing incomplete was left under a "
+            "final name — raise the limit or write elsewhere, then run the same command again to resume"
         )
     if e.errno == errno.EROFS:
         return (

@@ -28,14 +28,21 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist; pass the path of a YAML file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); pass a YAML file"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(
             f"cannot parse {str(p)!r}{where}: {getattr(e, 'problem', e)}; fix the YAML syntax"
         ) from None
-    if data is None:
-        data = {}
+    if data is None:  # an empty file silently meaning "all defaults" hid wrong paths and truncated copies
+        raise ConfigError(
+            f"{str(p)!r} is empty; write its settings (the shipped configs show them), or '{{}}' to take every "
+            "default on purpose"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{str(p)!r} must hold a YAML mapping (key: value), got {type(data).__name__}")
     return data

@@ -166,11 +166,31 @@ def build_network(
             tv_weights = (
                 enum.IMAGENET1K_V1 if w == "imagenet" else getattr(enum, "IMAGENET1K_V2", enum.DEFAULT)
             )
-        net = ctor(weights=tv_weights)
+        net = _torchvision_net(ctor, arch, w, tv_weights)
         net.fc = nn.Linear(net.fc.in_features, num_classes)
     if w is not None and w not in ("imagenet", "imagenet_v2"):
         _load_backbone_file(net, Path(w))
     return net
+
+
+def _torchvision_net(ctor, arch: str, w: str | None, tv_weights) -> nn.Module:
+    """``ctor(weights=...)``, with a missing, undownloadable or damaged ImageNet file reported in one line that
+    names where torch looks for it and the alternatives."""
+    try:
+        return ctor(weights=tv_weights)
+    except (OSError, RuntimeError, EOFError) as e:  # URLError is an OSError; a torn download fails to load
+        if tv_weights is None:
+            raise
+        import torch.hub
+
+        url = tv_weights.url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        raise ConfigError(
+            f"model.weights={w}: torchvision's ImageNet weights for {arch} are not usable at {path} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); on a machine without "
+            f"internet copy {url} there ($TORCH_HOME sets the folder), or set model.weights to a local "
+            "state-dict file, or to none to train from scratch"
+        ) from e
 
 
 @dataclass(frozen=True)

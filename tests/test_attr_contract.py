@@ -243,3 +243,33 @@ def test_bf16_and_compile_fidelity_cuda():
     ):
         fid = fidelity(model, x, t, methods, opts)
         assert all(v > 0.9 for v in fid.values()), (opts, fid)
+
+
+@pytest.fixture(scope="module")
+def demo_net():
+    """The demo's architecture with its real ImageNet weights, on a real photo (scikit-image's chelsea)."""
+    from skimage import data
+
+    from bamkit.models import preprocess_for
+    from bamkit.nets import efficientnet_lite as lite
+
+    net = lite.EfficientNetLite0()  # with its ImageNet head: the photo's own class is the target
+    net.load_state_dict(lite.imagenet_state_dict(), strict=True)
+    net.eval()
+    img = torch.from_numpy(data.chelsea()[None])  # (1, H, W, 3) uint8
+    x = preprocess_for("efficientnet_lite0", 80)(torch.cat([img, img.flip(2)]))
+    return net, x
+
+
+@pytest.mark.parametrize("name", map_methods())
+def test_every_method_works_on_the_demo_architecture(demo_net, name):
+    """EfficientNet-Lite0 (ReLU6, depthwise convolutions, no residual downsampling): every registered map method
+    gives finite, non-trivial maps of the input's size — Guided Backprop through ReLU6, GradCAM at the
+    architecture's own layer, LRP with its canonizer."""
+    net, x = demo_net
+    with torch.no_grad():
+        target = net(x).argmax(1)
+    out = A.make(name, **small_params(name)).attribute(net, x, target, seeds=torch.tensor([1, 2]))
+    assert out.shape[0] == 2 and out.shape[-2:] == x.shape[-2:]
+    assert torch.isfinite(out).all()
+    assert (out.abs().flatten(1).amax(1) > 0).all(), "an all-zero map on a real photo"

@@ -74,11 +74,16 @@ def test_detector_filter_records_what_it_removed(scenes):
     files = scenes.files("bedroom")
     f.keep("bedroom", files, scenes.load)
     d = f.describe()
-    assert d["n_removed"] == 2 and [r["file"] for r in d["removed"]["bedroom"]] == [files[0].name, files[2].name]
+    assert d["n_removed"] == 2 and [r["file"] for r in d["removed"]["bedroom"]] == [
+        files[0].name,
+        files[2].name,
+    ]
     assert all(r["score"] >= 0.5 for r in d["removed"]["bedroom"])
 
 
-def test_torchvision_filter_without_weights_is_off_and_says_how_to_turn_it_on(scenes, tmp_path, monkeypatch, caplog):
+def test_torchvision_filter_without_weights_is_off_and_says_how_to_turn_it_on(
+    scenes, tmp_path, monkeypatch, caplog
+):
     """``weights: auto`` with no cached weights: everything kept, one warning naming the file and the fix."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     f = make_filter(SceneFilterSpec(kind="torchvision"), scenes.root, ["dog"])
@@ -89,7 +94,9 @@ def test_torchvision_filter_without_weights_is_off_and_says_how_to_turn_it_on(sc
     assert "fasterrcnn_resnet50_fpn_coco" in d["reason"] and "scene_filter.weights" in d["reason"]
     assert any("scene filter off" in r.getMessage() for r in caplog.records)
     with pytest.raises(ConfigError, match="scene_filter.weights: .*nope.pth.* is not a file"):
-        make_filter(SceneFilterSpec(kind="torchvision", weights=str(tmp_path / "nope.pth")), scenes.root, ["dog"])
+        make_filter(
+            SceneFilterSpec(kind="torchvision", weights=str(tmp_path / "nope.pth")), scenes.root, ["dog"]
+        )
 
 
 def test_torchvision_detector_mechanism_with_planted_weights(scenes, tmp_path):

@@ -16,6 +16,7 @@ import bamkit.metrics as M
 from bamkit.errors import DataError
 from bamkit.evaluate import evaluate, merge_shards, suite_from_dict
 from bamkit.metrics.bam import keyed_random_regions
+from bamkit.metrics.registry import METRICS
 from bamkit.testing.evaluate import planted_models, write_planted_file
 
 SIZE = 16
@@ -309,3 +310,96 @@ def test_random_maps_are_independent_across_models_and_reproducible(run, data, m
     assert s.loc[("mcs", "Random"), "ci_high"] > s.loc[("mcs", "Random"), "ci_low"]
     again = evaluate(_suite(data), tmp_path / "again", loaded_models=models)
     pd.testing.assert_frame_equal(pd.read_csv(run / "per_image.csv"), pd.read_csv(again / "per_image.csv"))
+
+
+def _user_module(monkeypatch, name: str, **fns):
+    import sys
+    import types
+
+    mod = types.ModuleType(name)
+    for k, f in fns.items():
+        setattr(mod, k, f)
+    monkeypatch.setitem(sys.modules, name, mod)
+
+
+def _center(inputs):
+    m = torch.zeros_like(inputs[:, :1])
+    q = inputs.shape[-1] // 4
+    m[..., q:-q, q:-q] = 1
+    return m
+
+
+def test_nonfinite_maps_are_excluded_counted_and_never_ranked(data, models, tmp_path, monkeypatch):
+    """A method returning NaN/Inf for some images: those images leave every score (counted in n_nonfinite),
+    the method is not ranked, and the other images score as with a clean copy of the same map."""
+
+    def spoiled(model, inputs, target):  # the planted truth, with one Inf pixel in images of odd mean
+        m = _center(inputs)
+        bad = inputs.flatten(1).sum(1).long() % 2 == 1
+        m[bad, 0, 0, 0] = float("inf")
+        return m
+
+    _user_module(
+        monkeypatch, "user_nan_maps", clean=lambda model, inputs, target: _center(inputs), spoiled=spoiled
+    )
+    s = _suite(
+        data,
+        methods=[{"name": "vanilla_gradient", "label": "VG"}, "user_nan_maps:clean", "user_nan_maps:spoiled"],
+        metrics=["mcs", "idr", "rcap"],
+    )
+    evaluate(s, tmp_path, loaded_models=models)
+    summ = pd.read_csv(tmp_path / "summary.csv")
+    per = pd.read_csv(tmp_path / "per_image.csv")
+    sp = summ[summ.method == "user_nan_maps:spoiled"]
+    bad = per[(per.method == "user_nan_maps:spoiled") & per.nonfinite]
+    assert len(bad) > 0 and bad["g_c"].isna().all()
+    for _, r in sp.iterrows():
+        assert np.isnan(r["rank"]), r["metric"]
+        assert r["n_nonfinite"] == ((bad.scenario == METRICS.get(r["metric"]).scenario).sum())
+    assert (sp["n_nonfinite"] > 0).all()
+    vg = summ[(summ.method == "VG") & summ.higher_is_better.notna()]
+    assert vg["rank"].notna().all() and (vg["n_nonfinite"] == 0).all()
+    # the remaining images score exactly as the clean map does on them
+    clean = per[(per.method == "user_nan_maps:clean") & (per.scenario == "mcs")].set_index(["model", "image"])
+    good = per[(per.method == "user_nan_maps:spoiled") & (per.scenario == "mcs") & ~per.nonfinite]
+    good = good.set_index(["model", "image"])
+    assert np.allclose(good["g_c"], clean.loc[good.index, "g_c"])
+    j = json.loads((tmp_path / "summary.json").read_text())
+    assert j["counts"]["nonfinite_maps"]["user_nan_maps:spoiled"] == int(
+        per[per.method == "user_nan_maps:spoiled"].nonfinite.sum()
+    )
+
+
+def test_a_user_method_that_raises_is_named_with_its_scenario_and_rows(data, models, tmp_path, monkeypatch):
+    def boom(model, inputs, target):
+        raise ValueError("kaput")
+
+    _user_module(monkeypatch, "user_boom", boom=boom)
+    s = _suite(data, methods=[{"name": "vanilla_gradient", "label": "VG"}, "user_boom:boom"], metrics=["mcs"])
+    with pytest.raises(DataError, match=r"method 'user_boom:boom' failed in scenario 'mcs' \(model f_o, set "
+                       r"obj_scene, rows \d+-\d+\): ValueError: kaput"):  # fmt: skip
+        evaluate(s, tmp_path, loaded_models=models)
+
+
+def test_off_fp32_runs_record_their_fidelity_and_cache_their_maps_apart(data, models, tmp_path):
+    """bf16 maps are compared with fp32 ones on the first batch (Spearman per method, in summary.json), and
+    cached under their own key: a later fp32 run into the same folder computes exact maps, never reads them."""
+    methods = [
+        {"name": "vanilla_gradient", "label": "VG"},
+        {"name": "smoothgrad", "label": "SG", "n_samples": 3},
+    ]
+    fast = _suite(data, methods=methods, metrics=["mcs"], execution={"precision": "bf16"})
+    evaluate(fast, tmp_path, loaded_models=models)
+    run = json.loads((tmp_path / "summary.json").read_text())["execution"]
+    assert run["precision"] == "bf16" and run["device"] == "cpu"
+    rho = run["fidelity"]["spearman"]
+    assert set(rho) == {"VG", "SG"} and all(0.5 < v <= 1.0 for v in rho.values()), rho
+    exact = _suite(data, methods=methods, metrics=["mcs"], execution={"precision": "fp32"})
+    evaluate(exact, tmp_path, loaded_models=models)
+    run = json.loads((tmp_path / "summary.json").read_text())["execution"]
+    assert run["precision"] == "fp32" and run["fidelity"] is None
+    keys = []
+    with h5py.File(tmp_path / "cache" / "main.h5", "r") as f:
+        f.visit(keys.append)
+    methods_cached = {k.split("/")[2] for k in keys if k.count("/") == 3}
+    assert any(m.endswith("@bf16") for m in methods_cached) and any("@" not in m for m in methods_cached)

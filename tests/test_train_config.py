@@ -28,7 +28,7 @@ def test_the_shipped_sweep_names_every_bam_model_with_its_set_and_labels():
 
 def test_demo_sweep_applies_set_then_match_then_command_line():
     cfgs = {c.name: c for c, _ in load_configs(shipped("train/demo.yaml"), ["trainer.max_epochs=9"])}
-    assert cfgs["f_o"].model.arch == "small_cnn" and cfgs["f_o"].model.input_size == 64
+    assert cfgs["f_o"].model.arch == "efficientnet_lite0" and cfgs["f_o"].model.input_size == 80
     assert cfgs["f_k0.3"].data.batch_size == 32 and cfgs["f_o"].data.batch_size == 64
     assert {c.trainer.max_epochs for c in cfgs.values()} == {9}  # the command line wins
 

@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", metavar="i/n", help="evaluate only shard i of n (0-based); merged when all are done"
     )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="skip the metrics whose models or sets are absent (default: an error naming what is missing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         patch_data=args.patch_data,
         verify=args.verify,
         smoke=True if args.smoke else None,
+        allow_missing=True if args.allow_missing else None,
     )
     summary = out / "summary.csv"
     if summary.is_file():
@@ -56,7 +62,17 @@ def run(args: argparse.Namespace) -> int:
 
         df = pd.read_csv(summary)
         cols = [c for c in ("metric", "method", "value", "trial_std", "ci_low", "ci_high", "rank") if c in df]
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        shown = df[cols].copy()
+        if "rank" in shown:  # ranks are whole numbers; "-" for references and unranked methods
+            shown["rank"] = [str(int(r)) if r == r else "-" for r in shown["rank"]]
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if "n_nonfinite" in df:
+            bad = df[df["n_nonfinite"].fillna(0) > 0].groupby("method")["n_nonfinite"].max()
+            for method, n in bad.items():
+                print(
+                    f"warning: {method}: {int(n)} attribution maps hold NaN/Inf; those images are excluded "
+                    "from its scores and it is not ranked (see n_nonfinite in summary.csv)"
+                )
         print(f"results: {out}")
     else:
         print(f"shard written to {out / 'shards'}; the tables are merged when every shard is done")

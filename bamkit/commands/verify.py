@@ -23,6 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", default="cpu", help="torch device for the forward passes (cpu, cuda, cuda:1 …)"
     )
+    p.add_argument(
+        "--max-pairs",
+        type=int,
+        default=None,
+        help="measure Figure 2 (top) on a seeded sample of N validation pairs (default: all)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the --max-pairs sample (default: 0)")
     # the premises' margins, one flag each, from the one schema (bamkit.verify.checks.Thresholds)
     add_options(p, Thresholds)
 
@@ -34,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     th = Thresholds(**given(args, Thresholds))
     out = Path(args.out) if args.out else Path(args.models) / "verify.json"
     res = verify_models(
-        args.data, args.models, batch_size=args.batch_size, out=out, thresholds=th, device=args.device
+        args.data,
+        args.models,
+        batch_size=args.batch_size,
+        out=out,
+        thresholds=th,
+        device=args.device,
+        max_pairs=args.max_pairs,
+        seed=args.seed,
     )
     print(res.table())
     print(f"wrote {out}")

@@ -292,7 +292,7 @@ def _build(recipe, out, workers, coco, choice, plan, scene_filter, key, ann_sha,
     os.replace(current / "data.h5", out)
     shutil.rmtree(parts, ignore_errors=True)
     for kind, counts in summary.items():
-        if counts:
+        if counts and kind.endswith("_skips"):  # the named files stay in the provenance
             log.warning(
                 "%s: %s", kind.replace("_", " "), ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             )

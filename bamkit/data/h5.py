@@ -157,14 +157,15 @@ class SetView:
             )
         d = g[field]
         if idx is None:
-            return d[()]
+            return self._guarded(d, (), field, "all rows")
         if isinstance(idx, slice):
-            return d[idx]
+            start, stop, _ = idx.indices(self._len)
+            return self._guarded(d, idx, field, f"rows {start}-{max(stop - 1, start)}")
         if isinstance(idx, (int, np.integer)):
             i = int(idx)
             if not -self._len <= i < self._len:
                 raise DataError(f"row {i} is out of range for set {self.name!r} with {self._len} rows")
-            return d[i % self._len]
+            return self._guarded(d, i % self._len, field, f"row {i % self._len}")
         arr = np.asarray(idx)
         if arr.dtype == np.bool_:
             if arr.shape != (self._len,):
@@ -179,7 +180,18 @@ class SetView:
             raise DataError(f"row indices out of range for set {self.name!r} with {self._len} rows")
         # h5py needs increasing unique indices: read those, then restore the caller's order.
         uniq, inverse = np.unique(arr, return_inverse=True)
-        return d[uniq][inverse]
+        return self._guarded(d, uniq, field, f"rows {int(uniq[0])}-{int(uniq[-1])}")[inverse]
+
+    def _guarded(self, d, sel, field: str, rows: str) -> np.ndarray:
+        """``d[sel]``, with HDF5's read failures (a corrupt compressed chunk: "filter returned failure", a
+        truncated file) turned into one line naming the file, set, field and rows."""
+        try:
+            return d[sel]
+        except OSError as e:
+            raise DataError(
+                f"{str(self._bf.path)!r} is damaged: reading {self.name}/{field} {rows} failed ({e}); "
+                "rebuild the file with 'bamkit build --force' (or restore it from a copy)"
+            ) from e
 
 
 class BamFile:

@@ -104,6 +104,14 @@ def _counts(labels: np.ndarray, split: np.ndarray) -> dict[str, list[int]]:
     return out
 
 
+def _span(any_along: np.ndarray) -> np.ndarray:
+    """(n,) extent in pixels of the True entries of each row of an (n, size) bool array (0 when none)."""
+    size = any_along.shape[1]
+    first = np.argmax(any_along, axis=1)
+    last = size - 1 - np.argmax(any_along[:, ::-1], axis=1)
+    return np.where(any_along.any(axis=1), last - first + 1, 0)
+
+
 def _first_bad(bad: np.ndarray, sl: slice) -> int:
     return int(sl.start + np.flatnonzero(bad)[0])
 
@@ -190,6 +198,19 @@ def _check_rows(rep: InspectReport, view: SetView, recipe: dict[str, Any]) -> di
         bad = ((rows & ~inside_r).any(axis=1) | (cols & ~inside_c).any(axis=1)) & nonempty
         if bad.any():
             rep.fail("boxes", f"{view.name}: row {_first_bad(bad, sl)} has mask pixels outside its box")
+        # the pasted cut-out spans its box (the box is the resized instance's own bounding box): a mask whose
+        # extent is under half the box's larger side is a lost object (e.g. a 1-pixel mask), not a paste
+        extent = np.maximum(_span(rows), _span(cols))
+        box_side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        bad = nonempty & (boxes[:, 0] >= 0) & (2 * extent < box_side)
+        if bad.any():
+            r = _first_bad(bad, sl)
+            i = r - sl.start
+            rep.fail(
+                "masks",
+                f"{view.name}: row {r} has a mask spanning {int(extent[i])} px in a {int(box_side[i])} px box; "
+                "the object was not pasted (rebuild the file)",
+            )
     return {
         "n": len(view),
         "train": int((split == 0).sum()),

@@ -26,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bamkit.data.compose import rng_for
 from bamkit.data.recipe import Recipe, commonality_name
 from bamkit.errors import DataError
 
 COMPOSITE, SCENE_PAIRED, SCENE_PLAIN, GRAY = 0, 1, 2, 3
-# Stream tag of the commonality class choice (kept apart from the per-composite streams).
-_TAG_COMMONALITY = 0x636F6D6D
 
 
 @dataclass(frozen=True)
@@ -109,20 +106,22 @@ class Plan:
 
 
 def commonality_classes(recipe: Recipe) -> dict[str, tuple[int, ...]]:
-    """Scene classes carrying the common feature in each commonality set (BAM §3.2).
+    """Scene classes carrying the common feature in each commonality set (BAM §3.2, SPEC §4.5).
 
-    ``always_scene`` is always among them; the others are the first ``round(k * n_scenes) - 1`` classes of
-    one seeded permutation of the remaining classes, so the sets are nested (the dog classes of k0.2 include
-    those of k0.1) and the choice is recorded in each set's attributes.
+    ``always_scene`` is always among them; the others are the first ``round(k * n_scenes) - 1`` of the remaining
+    classes in the recipe's label order (SPEC's default: bamboo_forest, bedroom, bowling_alley, …), so the sets
+    are nested (k0.2's dog classes include k0.1's) and the same for every seed. In the paper's code the relative
+    MCS is measured on dog-in-bedroom images, and bedroom is the second class to get the dog; a seeded order
+    would move it anywhere between k = 0.2 and 1.0 and with it the meaning of that series. The choice is
+    recorded in each set's attributes.
     """
     scenes = list(recipe.scenes)
     always = scenes.index(recipe.always_scene)
-    others = np.array([j for j in range(len(scenes)) if j != always])
-    order = rng_for(recipe.seed, _TAG_COMMONALITY).permutation(others)
+    order = [j for j in range(len(scenes)) if j != always]
     out = {}
     for k in recipe.k_values:
         m = recipe.k_scene_count(k)
-        out[commonality_name(k)] = tuple(sorted([always, *order[: m - 1].tolist()]))
+        out[commonality_name(k)] = tuple(sorted([always, *order[: m - 1]]))
     return out
 
 
@@ -176,6 +175,15 @@ def choose_sources(recipe: Recipe, coco, places, scene_filter) -> SourceChoice:
             dropped = len(files) - len(scenes[name])
             extra = f" ({dropped} removed by the scene filter)" if dropped else ""
             short.append(f"scene {name!r}: {len(scenes[name])} images{extra}")
+    empty = [s for s in short if ": 0 " in s]
+    if empty:  # a class with nothing at all: a wrong folder, split or annotation file, not a size question
+        raise DataError(
+            "no source images at all for "
+            + "; ".join(empty)
+            + f" (COCO annotations {recipe.sources.coco_annotations}, "
+            f"MiniPlaces {recipe.sources.miniplaces}, split {recipe.sources.miniplaces_split}); check that "
+            "sources.* (--coco-annotations, --miniplaces) name the right files and that the class exists there"
+        )
     if short:
         raise DataError(
             f"too few source images for images_per_pair={n}: "

@@ -32,9 +32,10 @@ from bamkit.data.pool import OrderedPool, ordered_pool
 from bamkit.data.recipe import Recipe
 from bamkit.errors import DataError
 from bamkit.progress import bar
-from bamkit.sources.skips import SkipCounter
+from bamkit.sources.skips import MISSING, SkipCounter
 
 _BATCH = 16
+SKIPS_NAMED = 1000  # skipped files named per reason in the provenance
 _STATE: dict[str, Any] = {}
 
 
@@ -114,8 +115,11 @@ def _select(
     fn,
     pool: OrderedPool,
     skips: SkipCounter,
+    folder: str = "",
 ) -> Iterator[tuple[int, int, Any, Any]]:
-    """Decode candidates in order until each class has ``n`` good items; yield (class, slot, candidate, item)."""
+    """Decode candidates in order until each class has ``n`` good items; yield (class, slot, candidate, item).
+
+    ``folder``: the recipe key and path the files come from, named when none of a class's files exists."""
     filled = [0] * len(candidates)
     pos = [0] * len(candidates)
     with bar(total=n * len(candidates), desc=f"decode {kind}", unit="img") as pbar:
@@ -126,6 +130,13 @@ def _select(
                 if need <= 0:
                     continue
                 if pos[c] >= len(cands):
+                    missing = skips.counts.get(MISSING, 0)
+                    if filled[c] == 0 and missing >= len(cands):  # a wrong folder, not too few images
+                        example = (skips.examples.get(MISSING) or ["?"])[0]
+                        raise DataError(
+                            f"none of the {len(cands)} {kind} files of {names[c]!r} exists (e.g. {example}); "
+                            f"the folder is wrong: check {folder or 'the sources folder'}"
+                        )
                     raise DataError(
                         f"too few usable {kind} for {names[c]!r}: {filled[c]} of {len(cands)} candidates decoded, "
                         f"{n} needed ({skips.summary() or 'no skips'}); lower images_per_pair"
@@ -178,7 +189,7 @@ def prepare_sources(
             one pool between decoding and composing); :func:`write_subset` must have written the subset.
 
     Returns:
-        a summary: skip counts of objects and scenes.
+        a summary: skip counts of objects and scenes, and the skipped files by reason.
     """
     n, size = recipe.images_per_pair, recipe.size
     max_side = recipe.size_range[1] - 1
@@ -189,7 +200,8 @@ def prepare_sources(
             return prepare_sources(recipe, coco, choice, cache, pool=own)
     root = Path(recipe.sources.miniplaces)
     tmp = cache.with_name(cache.name + ".tmp")
-    obj_skips, scene_skips = SkipCounter(), SkipCounter()
+    # every skipped file is named in the provenance (bounded: at most SKIPS_NAMED per reason)
+    obj_skips, scene_skips = SkipCounter(keep_examples=SKIPS_NAMED), SkipCounter(keep_examples=SKIPS_NAMED)
     obj_files: list[list[str]] = [[""] * n for _ in range(nO)]
     scene_files: list[list[str]] = [[""] * n for _ in range(nS)]
     with h5py.File(tmp, "w") as f:
@@ -200,7 +212,14 @@ def prepare_sources(
         ids = np.zeros((nO, n, 2), np.int64)
         obj_c = [list(choice.objects[name]) for name in recipe.objects]
         for o, i, _, (arr, shape, src_shape, pair, fname) in _select(
-            "objects", obj_c, list(recipe.objects), n, _decode_objects, pool, obj_skips
+            "objects",
+            obj_c,
+            list(recipe.objects),
+            n,
+            _decode_objects,
+            pool,
+            obj_skips,
+            f"sources.coco_images ({recipe.sources.coco_images}; --coco-images)",
         ):
             slot = np.zeros((max_side, max_side, 4), np.uint8)
             slot[: shape[0], : shape[1]] = arr
@@ -212,7 +231,14 @@ def prepare_sources(
         scenes = f.create_dataset("scenes", (nS, n, size, size, 3), np.uint8)
         scene_c = [[str(p) for p in choice.scenes[name]] for name in recipe.scenes]
         for s, i, path, arr in _select(
-            "scenes", scene_c, list(recipe.scenes), n, _decode_scenes, pool, scene_skips
+            "scenes",
+            scene_c,
+            list(recipe.scenes),
+            n,
+            _decode_scenes,
+            pool,
+            scene_skips,
+            f"sources.miniplaces ({recipe.sources.miniplaces}, images/ below it; --miniplaces)",
         ):
             scenes.write_direct(np.ascontiguousarray(arr), dest_sel=np.s_[s, i])
             try:
@@ -221,7 +247,12 @@ def prepare_sources(
                 scene_files[s][i] = str(path)
         f.create_dataset("obj_files", data=np.array(obj_files, dtype=bytes))
         f.create_dataset("scene_files", data=np.array(scene_files, dtype=bytes))
-        summary = {"object_skips": dict(obj_skips.counts), "scene_skips": dict(scene_skips.counts)}
+        summary = {
+            "object_skips": dict(obj_skips.counts),
+            "scene_skips": dict(scene_skips.counts),
+            "object_skipped_files": {k: list(v) for k, v in obj_skips.examples.items()},
+            "scene_skipped_files": {k: list(v) for k, v in scene_skips.examples.items()},
+        }
         f.attrs["summary"] = json.dumps(summary, sort_keys=True)
     os.replace(tmp, cache)
     return summary

@@ -67,6 +67,7 @@ class DeltaOptions:
             (self.tol is None or self.tol > 0, "tol", "a positive number or None"),
             (self.threshold > 0, "threshold", "a positive number"),
             (self.init_noise >= 0, "init_noise", "≥ 0"),
+            (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer ≥ 0"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer ≥ 1"),
         ]
         for ok, name, expected in checks:

@@ -7,7 +7,8 @@ that method, and an interrupted run resumes where it stopped.
 Layout: a folder of HDF5 files, one per *writer* (``main.h5``, ``shard0of4.h5``, ``rank1of2.h5`` ...), so
 processes never write the same file. Each file holds groups ``/<model hash>/<set>/<method key>/<reducer>``
 with row-aligned, append-only datasets ``row`` (int64), ``map`` (float16, (n, H, W)), ``prediction``,
-``target`` (int64), ``logit`` (float32, the target's logit) and ``flag`` (uint8, degenerate map, SPEC §1.3).
+``target`` (int64), ``logit`` (float32, the target's logit) and ``flag`` (uint8 bits: :data:`FLAG_CONSTANT` a map that cannot be scaled, :data:`FLAG_NONFINITE` NaN/Inf in the
+method's attributions; SPEC §1.3).
 The group attribute ``n_done`` counts complete rows: a chunk is written, the file flushed, and only then
 ``n_done`` advanced, so rows of a killed write are ignored and overwritten on resume.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+FLAG_CONSTANT, FLAG_NONFINITE = 1, 2
 _FIELDS = {"row": np.int64, "prediction": np.int64, "target": np.int64, "logit": np.float32, "flag": np.uint8}
 
 
@@ -151,7 +153,7 @@ class AttributionCache:
             prediction=out["prediction"],
             target=out["target"],
             logit=out["logit"],
-            flag=out["flag"].astype(bool),
+            flag=out["flag"].astype(np.uint8),
         )
 
     # -- write --------------------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ class AttributionCache:
             "prediction": prediction,
             "target": target,
             "logit": logit,
-            "flag": np.zeros(n, bool) if flag is None else flag,
+            "flag": np.zeros(n, np.uint8) if flag is None else flag,
         }
         for key, arr in data.items():
             ds = g[key]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bamkit.errors import DataError
 from bamkit.evaluate.suite import Suite
 from bamkit.provenance import derive_seed
 
@@ -92,6 +93,26 @@ def _matched(view_a, rows_a: np.ndarray, view_b) -> tuple[np.ndarray, np.ndarray
     return rows_a[keep], rows_b, pa[keep]
 
 
+def _missing_message(kind: str, suite: Suite, models: list[str], sets: list[str]) -> str:
+    """What scenario ``kind`` lacks and how to supply it (or to skip it on purpose)."""
+    wanted = ", ".join(suite.metrics_of(kind)) or kind
+    what, fix = [], []
+    if models:
+        files = ", ".join(f"{suite.role_file(m)}.ckpt" for m in models)
+        what.append(f"model(s) {', '.join(models)} ({files} in {suite.models})")
+        fix.append("train them (bamkit train) or point --models at the folder that holds them")
+    if sets:
+        what.append(f"set(s) {', '.join(sets)} in {suite.data}")
+        if any("patch" in s for s in sets):
+            fix.append("pass the δ file of 'bamkit delta --out FILE' with --patch-data FILE")
+        else:
+            fix.append("rebuild the dataset with a recipe whose 'sets' include them")
+    return (
+        f"metric(s) {wanted} cannot be computed: {'; '.join(what)} not found; {'; '.join(fix)}, "
+        "remove the metric from the suite, or pass --allow-missing to skip it"
+    )
+
+
 def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, str]]:
     """The legs of every enabled scenario; scenarios whose models or sets are missing are skipped.
 
@@ -118,6 +139,8 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
         if gone:
             skipped[kind] = f"set(s) {', '.join(gone)} not in the data file"
         if kind in skipped:
+            if not suite.allow_missing:
+                raise DataError(_missing_message(kind, suite, missing, gone))
             log.warning("evaluate: skipping scenario %s: %s", kind, skipped[kind])
             return False
         return True
@@ -148,6 +171,8 @@ def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, 
                 ", ".join(m for m in sc.rmcs.models if m not in roles),
             )
         if not present:
+            if not suite.allow_missing:
+                raise DataError(_missing_message("rmcs", suite, list(sc.rmcs.models), []))
             skipped["rmcs"] = "no k-model found"
         elif need("rmcs", [sc.rmcs.reference], [sc.rmcs.set]):
             v = bam[sc.rmcs.set]

@@ -70,6 +70,7 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         "provenance": _provenance(suite, metas),
         "seconds": sum(m.get("seconds", 0.0) for m in metas),
         "timings": [t for m in metas for t in m.get("timings", [])],
+        "execution": next((m["execution"] for m in metas if m.get("execution")), None),
         "concept": concept.get("details", {}),
         "findings": check_findings(summary, {m.label: m.name for m in suite.methods}),
     }
@@ -85,7 +86,11 @@ def _skip_text(metas) -> str:
 def _counts(per_image: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, Any]:
     c: dict[str, Any] = {"images": per_image.groupby("scenario")["image"].nunique().to_dict()}
     if "flag" in per_image:
-        c["degenerate_maps"] = per_image.groupby("method")["flag"].sum().astype(int).to_dict()
+        flag = per_image["flag"].fillna(0).astype(int)
+        c["degenerate_maps"] = (flag > 0).groupby(per_image["method"]).sum().astype(int).to_dict()
+    if "nonfinite" in per_image:
+        bad = per_image["nonfinite"].fillna(False).astype(bool)
+        c["nonfinite_maps"] = {m: int(n) for m, n in bad.groupby(per_image["method"]).sum().items() if n}
     if len(pairs):
         c["pairs_included"] = pairs.groupby("metric")["included"].sum().astype(int).to_dict()
     return c

@@ -78,8 +78,9 @@ def pair_metric(
         out.excluded_delta.update({m: int((~passed[torch.from_numpy(j["method"].to_numpy() == m)]).sum())
                                    for m in j["method"].unique()})  # fmt: skip
         correct = correct & passed
+    correct = correct & torch.isfinite(a) & torch.isfinite(b)  # NaN: a member's map was non-finite (runner)
     value = per_pair(a, b, **kw).double()
-    included = correct & torch.isfinite(a) & torch.isfinite(b) & torch.isfinite(value)
+    included = correct & torch.isfinite(value)
     label = label or name
     out.parts.append(
         pd.DataFrame(

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from bamkit.errors import DataError
+from bamkit.evaluate import execution
 from bamkit.evaluate import methods as methods_mod
-from bamkit.evaluate.cache import AttributionCache
+from bamkit.evaluate.cache import FLAG_CONSTANT, FLAG_NONFINITE, AttributionCache
 from bamkit.evaluate.legs import Leg, plan_legs
 from bamkit.evaluate.stability import run_stability_leg
 from bamkit.evaluate.suite import Suite
@@ -93,17 +94,6 @@ def attribution_seeds(seed: int, role: str, set_name: str, rows: np.ndarray) -> 
     return torch.tensor([derive_seed(seed, role, set_name, int(r)) for r in rows], dtype=torch.long)
 
 
-def _exec_options(e):
-    from bamkit.attribution.base import ExecOptions
-
-    return ExecOptions(
-        precision=e.precision,
-        channels_last=e.channels_last,
-        compile=e.compile,
-        batch_size=e.sample_batch_size,
-    )
-
-
 def _attribute(
     model, x, target, methods: dict[str, Any], seeds: torch.Tensor, opts
 ) -> dict[str, torch.Tensor]:
@@ -113,6 +103,17 @@ def _attribute(
     from bamkit.attribution.engine import run_methods
 
     return run_methods(model, x, target, methods, seeds=seeds, opts=opts)
+
+
+def _culprit(model, x, target, methods: dict[str, Any], seeds, opts) -> str:
+    """The label of the method that raises on this batch (each re-run alone), for the error message."""
+    if len(methods) > 1:
+        for label, obj in methods.items():
+            try:
+                _attribute(model, x, target, {label: obj}, seeds, opts)
+            except Exception:
+                return repr(label)
+    return ", ".join(map(repr, methods))
 
 
 def _saliency(attr: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +149,11 @@ class ShardRunner:
         self.index, self.count = index, count
         self.examples_dir = examples_dir
         self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.map_methods()}
-        self.opts = _exec_options(suite.execution)
+        first = next(iter(models.values()), None)
+        dev = _device(first.module) if first is not None else torch.device("cpu")
+        self.opts = execution.exec_options(suite.execution, dev)
+        self.exec_record = execution.record(self.opts, dev)  # what ran; fidelity filled at the first batch
+        self.key_suffix = execution.cache_suffix(self.opts)  # off-fp32 maps are cached apart
         self.legs, self.skipped = plan_legs(suite, bam, set(models))
 
     # -- attributions -------------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ class ShardRunner:
         missing = {}
         for label, (spec, obj) in self.methods.items():
             have = all(
-                self.cache.present(lm.key, self.bam.token(leg.set), spec.key, r, rows).all()
+                self.cache.present(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, r, rows).all()
                 for r in leg.reducers
             )
             if not have:
@@ -172,23 +177,37 @@ class ShardRunner:
         if not missing:
             return
         seeds = attribution_seeds(self.seed, leg.role, leg.set, rows)
-        attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
+        execution.measure_fidelity(self.exec_record, lm.module, x, target, missing, seeds, self.opts)
+        try:
+            attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
+        except Exception as e:  # a method's own failure (a user's callable, a plug-in): name what and where
+            culprit = _culprit(lm.module, x, target, missing, seeds, self.opts)
+            raise DataError(
+                f"method {culprit} failed in scenario {leg.scenario!r} (model {leg.role}, set {leg.set}, rows "
+                f"{int(rows.min())}-{int(rows.max())}): {type(e).__name__}: {e}; "
+                "run with -v for the full traceback"
+            ) from e
         pred = target.cpu().numpy()
         for label, attr in attrs.items():
             spec = self.methods[label][0]
+            # NaN/Inf anywhere in an image's attributions: the image is flagged, and excluded from every score
+            nonfinite = (~torch.isfinite(attr.detach())).flatten(1).any(1).cpu().numpy()
             for red in leg.reducers:
-                maps, flags = _saliency(attr.detach(), red)
+                maps, constant = _saliency(attr.detach(), red)
+                flags = np.where(constant.cpu().numpy(), FLAG_CONSTANT, 0) | np.where(
+                    nonfinite, FLAG_NONFINITE, 0
+                )
                 self.cache.write(
                     lm.key,
                     self.bam.token(leg.set),
-                    spec.key,
+                    spec.key + self.key_suffix,
                     red,
                     rows,
                     maps.float().cpu().numpy(),
                     pred,
                     pred,
                     logit.cpu().numpy(),
-                    flags.cpu().numpy(),
+                    flags.astype(np.uint8),
                 )
 
     # -- one leg ------------------------------------------------------------------------------------------
@@ -229,7 +248,7 @@ class ShardRunner:
                 rand = pre.masks(torch.from_numpy(rand).to(dev))
             for label, (spec, _) in self.methods.items():
                 entries = {
-                    r: self.cache.read(lm.key, self.bam.token(leg.set), spec.key, r, rows)
+                    r: self.cache.read(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, r, rows)
                     for r in leg.reducers
                 }
                 frames.append(self._rows(leg, lm, label, rows, pairs, labels, entries, masks, rand, x))
@@ -247,6 +266,20 @@ class ShardRunner:
         return np.array([where[int(p)] for p in leg.pool_pairs], dtype=np.int64)
 
     def _rows(self, leg: Leg, lm: LoadedModel, label: str, rows, pairs, labels, entries, masks, rand, x):
+        df = self._scored_rows(leg, lm, label, rows, pairs, labels, entries, masks, rand, x)
+        # an image whose attributions hold NaN/Inf has no score: its values become NaN (never counted), and
+        # the summary shows how many were excluded and leaves the method unranked (bamkit.evaluate.tables)
+        nonfinite = np.zeros(len(rows), bool)
+        for e in entries.values():
+            nonfinite |= (e.flag & FLAG_NONFINITE) > 0
+        df["nonfinite"] = nonfinite
+        if nonfinite.any():
+            for col in ("g_c", "g_c_random", *leg.scores):
+                if col in df:
+                    df.loc[nonfinite, col] = np.nan
+        return df
+
+    def _scored_rows(self, leg, lm, label, rows, pairs, labels, entries, masks, rand, x) -> pd.DataFrame:
         first = next(iter(entries.values()))
         pred = first.prediction
         df = pd.DataFrame(

@@ -71,7 +71,7 @@ def run_shard(
     ):
         runner = ShardRunner(suite, bam, models, cache, index, count, examples_dir=out / "examples")
         df = runner.run()
-        skipped, timings = runner.skipped, runner.timings
+        skipped, timings, execution = runner.skipped, runner.timings, runner.exec_record
         # concept methods (TCAV) score whole sets, not rows: once per evaluation, in shard 0
         concept = run_concept(suite, bam, models, runner.opts) if index == 0 else {}
     d = out / "shards" / name
@@ -84,6 +84,7 @@ def run_shard(
         "seconds": time.perf_counter() - t0,
         "skipped": skipped,
         "timings": timings,
+        "execution": execution,
         "concept": concept,
         "models": {
             r: {

@@ -25,6 +25,7 @@ def run_suite(
     patch_data: str | Path | None = None,
     verify: str | Path | None = None,
     smoke: bool | None = None,
+    allow_missing: bool | None = None,
 ) -> Path:
     """Evaluate a suite into a results folder; return the folder.
 
@@ -39,6 +40,7 @@ def run_suite(
             ``bamboo_forest_patch``).
         verify: the ``bamkit verify`` JSON (RMCS's accuracy drop; shown in the report).
         smoke: shrink the suite (its ``smoke`` switch) for a quick wiring check.
+        allow_missing: skip (instead of failing on) scenarios whose models or sets are absent.
     """
     suite = load_suite(
         suite_path,
@@ -48,6 +50,7 @@ def run_suite(
         patch_data=patch_data,
         verify=verify,
         smoke=smoke,
+        allow_missing=allow_missing,
     )
     out_dir = Path(out) if out is not None else Path("results") / suite.name
     return evaluate(suite, out_dir, shard=parse_shard(shard))

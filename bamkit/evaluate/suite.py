@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import torch
+
 from bamkit import config as cfg
 from bamkit.errors import ConfigError
 from bamkit.evaluate.methods import MethodSpec, is_concept
@@ -180,13 +182,18 @@ class Execution:
     ``load_classifier`` put them, the CPU); inputs and maps follow the model. ``devices``/``num_nodes``/
     ``strategy``/``accelerator`` are passed to ``lightning.fabric.Fabric``: with more than one process each
     rank evaluates a disjoint shard of the rows on its own device and rank 0 merges the shards.
+
+    ``precision``, ``channels_last`` and ``compile`` default to ``auto``: the fast path (bf16, channels_last,
+    ``torch.compile``) on a CUDA device, fp32 eager elsewhere (:meth:`resolved`); the run records what it used
+    and, off fp32, the maps' rank fidelity against fp32 per method. ``precision: fp32`` (with ``compile: false``,
+    ``channels_last: false``) is the exact path on any device.
     """
 
     batch_size: int = 32
     sample_batch_size: int = 64
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    compile: bool | Literal["auto"] = "auto"
     device: str | None = None
     accelerator: str = "auto"
     devices: int = 1
@@ -198,6 +205,17 @@ class Execution:
             if getattr(self, k) < 1:
                 raise ConfigError(f"execution.{k} must be >= 1, got {getattr(self, k)}")
 
+    def resolved(self, device: str | torch.device) -> dict[str, Any]:
+        """``precision``, ``channels_last``, ``compile`` with ``auto`` decided for ``device``: the fast path on
+        CUDA (bf16 autocast, NHWC, compiled), fp32 eager on the CPU (where bf16 is slower and compile gains
+        nothing measurable for these models)."""
+        cuda = torch.device(device).type == "cuda"
+        return {
+            "precision": ("bf16" if cuda else "fp32") if self.precision == "auto" else self.precision,
+            "channels_last": cuda if self.channels_last == "auto" else bool(self.channels_last),
+            "compile": cuda if self.compile == "auto" else bool(self.compile),
+        }
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -206,7 +224,8 @@ class Suite:
     Paths ``data``, ``models``, ``patch_data`` (a second dataset file with sets the first lacks, e.g. the δ
     patches of ``bamkit delta --out``) and ``verify`` (the ``bamkit verify`` JSON) are relative to the current
     directory (they name run outputs, not configs); the CLI flags and :func:`bamkit.evaluate.run_suite`
-    override them.
+    override them. A metric the suite asks for whose models or sets are absent is an error naming what is
+    missing, unless ``allow_missing`` (``--allow-missing``) says to skip it.
     """
 
     name: str = "suite"
@@ -223,6 +242,7 @@ class Suite:
     seed: int = 0
     smoke: bool = False
     grid_examples: int = 1
+    allow_missing: bool = False  # a scenario whose models or sets are absent is skipped instead of an error
 
     def role_file(self, role: str) -> str:
         """The checkpoint stem (``<models>/<stem>.ckpt``) that plays ``role``."""

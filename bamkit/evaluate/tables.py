@@ -66,12 +66,13 @@ def write_table(df: pd.DataFrame, path: Path) -> list[Path]:
     return written
 
 
-def _rank(values: pd.Series, higher: bool | None, reference: pd.Series) -> pd.Series:
-    """Ranks among the methods that are not references (a reference keeps NaN: shown, never ranked)."""
+def _rank(values: pd.Series, higher: bool | None, reference: pd.Series, excluded: pd.Series) -> pd.Series:
+    """Ranks among the methods that are neither references nor had images excluded for non-finite maps (those
+    keep NaN: shown with their count, never ranked)."""
     out = pd.Series(np.nan, index=values.index)
     if higher is None:
         return out
-    keep = ~reference.astype(bool)
+    keep = ~reference.astype(bool) & ~(excluded.fillna(0) > 0)
     out[keep] = values[keep].rank(ascending=not higher, method="min")
     return out
 
@@ -88,6 +89,14 @@ def _rho_rows(method: str, res, full_drop: dict[float, float], series: dict) -> 
          "trial_std": nan, "ci_low": nan, "ci_high": nan}
         for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10))
     ]  # fmt: skip
+
+
+def nonfinite_counts(per_image: pd.DataFrame | None) -> dict[tuple[str, str], int]:
+    """(scenario, method) -> images whose attributions held NaN/Inf (excluded from that scenario's scores)."""
+    if per_image is None or "nonfinite" not in per_image or not len(per_image):
+        return {}
+    d = per_image[per_image["nonfinite"].fillna(False).astype(bool)]
+    return {(str(s), str(m)): int(n) for (s, m), n in d.groupby(["scenario", "method"]).size().items()}
 
 
 def reference_methods(suite: Suite) -> set[str]:
@@ -241,6 +250,7 @@ def summarize(
     (:func:`bamkit.evaluate.concept.run_concept`)."""
     concept = concept or {}
     frame = pairs.frame
+    nonfinite = nonfinite_counts(per_image)
     rows = []
     inc = frame[frame["included"]] if len(frame) else frame
     order = [m.label for m in suite.methods]
@@ -253,6 +263,7 @@ def summarize(
                 row = summarize_metric(vals, suite.samples, suite.seed, metric, method, score)
                 if METRICS.get(metric).scenario == "iir" and method in pairs.excluded_delta:
                     row["n_delta_failed"] = pairs.excluded_delta[method]  # shown beside IIR and App. C
+                row["n_nonfinite"] = nonfinite.get((METRICS.get(metric).scenario, method), 0)
                 rows.append(row)
     rows.extend(dict(r) for r in concept.get("rows", []))
     per_image = per_image if per_image is not None else pd.DataFrame()
@@ -271,7 +282,8 @@ def summarize(
     summary["rank"] = np.nan
     for metric, idx in summary.groupby("metric", sort=False).groups.items():
         rows = summary.loc[idx]
-        summary.loc[idx, "rank"] = _rank(rows["value"], direction(metric), rows["reference"])
+        excl = rows["n_nonfinite"] if "n_nonfinite" in rows else pd.Series(0, index=idx)
+        summary.loc[idx, "rank"] = _rank(rows["value"], direction(metric), rows["reference"], excl)
     cols = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
     summary = summary[cols]
     extra = {

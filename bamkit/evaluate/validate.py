@@ -100,6 +100,7 @@ def load_suite(
     patch_data: str | Path | None = None,
     verify: str | Path | None = None,
     seed: int | None = None,
+    allow_missing: bool | None = None,
 ) -> Suite:
     """Load ``path``, apply CLI overrides, shrink when ``smoke``, and validate.
 
@@ -121,6 +122,8 @@ def load_suite(
         over["smoke"] = smoke
     if seed is not None:
         over["seed"] = seed
+    if allow_missing is not None:
+        over["allow_missing"] = allow_missing
     extra = [MethodSpec.parse(m, f"--method {m}") for m in methods]
     have = {m.label for m in suite.methods}
     over["methods"] = suite.methods + tuple(m for m in extra if m.label not in have)

@@ -52,6 +52,7 @@ class RunConfig:
         recipe, train, suite: the stage configs, relative to this file.
         workers: processes of the dataset build (the bytes do not depend on it).
         verify_strict: a failed verification check stops the run.
+        verify_max_pairs: Figure 2 (top) on a seeded sample of this many validation pairs (``null``: all).
         delta_model: the model the δ patches are crafted for (BAM: the scene-only model).
         delta: :class:`~bamkit.delta.options.DeltaOptions` fields.
         seed: the run's seed: it replaces the seed of the recipe, of every model's training, of the δ patches and
@@ -66,6 +67,7 @@ class RunConfig:
     workers: int = 2
     train: str = "../train/demo.yaml"
     verify_strict: bool = False
+    verify_max_pairs: int | None = None
     delta_model: str = "f_empty"
     delta: dict[str, Any] = field(default_factory=dict)
     suite: str = "../evaluate/demo.yaml"

@@ -160,7 +160,7 @@ def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str]
 def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
     from bamkit.verify import verify_models
 
-    res = verify_models(lay.data, lay.models)
+    res = verify_models(lay.data, lay.models, max_pairs=rc.verify_max_pairs, seed=rc.seed or 0)
     lay.verify.mkdir(parents=True, exist_ok=True)
     res.save(lay.verify / "verify.json")
     print(res.table())
@@ -216,7 +216,13 @@ def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths) -> An
     if stage == "train":
         return {"models": [c.resolved().to_dict() for c in _train_configs(rc, paths)], "version": __version__}
     if stage == "verify":
-        return {"strict": rc.verify_strict, "thresholds": to_dict(Thresholds()), "version": __version__}
+        return {
+            "strict": rc.verify_strict,
+            "max_pairs": rc.verify_max_pairs,
+            "seed": rc.seed,
+            "thresholds": to_dict(Thresholds()),
+            "version": __version__,
+        }
     if stage == "delta":
         return {"model": rc.delta_model, "options": _delta_options(rc).to_dict(), "version": __version__}
     if stage == "evaluate":

@@ -7,6 +7,7 @@ from pathlib import Path
 from bamkit.report import grids
 from bamkit.report import stability as stab
 from bamkit.report.html import Doc
+from bamkit.report.inputs import load_summary
 from bamkit.report.sections import (
     agreement_section,
     bam_section,
@@ -14,7 +15,6 @@ from bamkit.report.sections import (
     findings_section,
     is_baseline,
     leaderboard,
-    load_summary,
     method_params,
     provenance_section,
     verification_section,

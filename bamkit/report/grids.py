@@ -55,29 +55,42 @@ def load_examples(results: Path) -> dict[str, list[dict]]:
     return out
 
 
+MAPS_PER_ROW = 4  # maps beside each input: 5 thumbnails of ~1.9 in fit the page (1,100 px) unscaled
+THUMB_IN = 1.9  # inches per thumbnail: ~180 px at the report's 110 dpi (>= 128 px)
+
+
 def saliency_grid(scenario: str, legs: list[dict], methods: list[str]) -> bytes:
-    """One row per leg: the input with the object outline, then each method's map (same colour scale)."""
+    """Per leg, the input with the object outline, then each method's map (same colour scale), at most
+    :data:`MAPS_PER_ROW` maps to a row (the input repeats), so that the page shows the thumbnails unscaled."""
     cols = [m for m in methods if any(m in leg["maps"] for leg in legs)]
-    n_r, n_c = len(legs), len(cols) + 1
-    fig, axes = plt.subplots(n_r, n_c, figsize=(1.35 * n_c, 1.45 * n_r + 0.5), squeeze=False)
-    for r, leg in enumerate(legs):
+    chunks = [cols[i : i + MAPS_PER_ROW] for i in range(0, len(cols), MAPS_PER_ROW)] or [[]]
+    n_c = 1 + max(len(c) for c in chunks)
+    rows = [(leg, chunk) for chunk in chunks for leg in legs]
+    fig, axes = plt.subplots(
+        len(rows), n_c, figsize=(THUMB_IN * n_c, (THUMB_IN + 0.35) * len(rows) + 0.5), squeeze=False
+    )
+    for r, (leg, chunk) in enumerate(rows):
         img = leg["image"]
         ax = axes[r, 0]
         ax.imshow(img if img.ndim == 3 else img[..., None].repeat(3, -1))
         if leg["mask"].any():
-            ax.contour(leg["mask"].astype(float), levels=[0.5], colors="yellow", linewidths=0.8)
-        ax.set_title(f"{leg['model']} · {leg['set']}\nlabel {leg['label']}", fontsize=6)
-        for c, m in enumerate(cols, start=1):
+            ax.contour(leg["mask"].astype(float), levels=[0.5], colors="yellow", linewidths=1.0)
+        ax.set_title(f"{leg['model']} · {leg['set']}\nlabel {leg['label']}", fontsize=9)
+        for c in range(1, n_c):
             ax = axes[r, c]
+            m = chunk[c - 1] if c - 1 < len(chunk) else None
+            if m is None:
+                ax.axis("off")
+                continue
             if m in leg["maps"]:
                 sal, pred = leg["maps"][m]
                 ax.imshow(sal, cmap="gray", vmin=0, vmax=1)
-                ax.set_title(f"{m}" if r == 0 else "", fontsize=7)
-            if c == 1 and m in leg["maps"]:
-                ax.set_ylabel(f"pred {leg['maps'][m][1]}", fontsize=6)
+                ax.set_title(f"{m}\npred {pred}", fontsize=9)
+            else:
+                ax.set_title(f"{m}\n(no map)", fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(TITLES.get(scenario, scenario), fontsize=9)
+    fig.suptitle(TITLES.get(scenario, scenario), fontsize=11)
     fig.tight_layout()
     return _png(fig)

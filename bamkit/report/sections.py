@@ -7,11 +7,9 @@ Titles, directions and scenarios of the metrics are the metric registry's; publi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from bamkit import published as pub
-from bamkit.errors import DataError
 from bamkit.metrics.registry import METRICS
 from bamkit.report import plots
 from bamkit.report.html import Doc, fmt
@@ -34,16 +32,6 @@ def is_baseline(metric: str) -> bool:
 def faithfulness_metrics() -> tuple[str, ...]:
     """The per-image metrics of the faithfulness scenario, in registry order."""
     return tuple(n for n, c in METRICS.items() if c.scenario == "faithfulness")
-
-
-def load_summary(results: Path) -> dict[str, Any]:
-    p = results / "summary.json"
-    if not p.is_file():
-        raise DataError(
-            f"{str(results)!r} has no summary.json; run 'bamkit evaluate' into it first (or, after "
-            "'--shard i/n' runs, finish every shard)"
-        )
-    return json.loads(p.read_text(encoding="utf-8"))
 
 
 def method_params(s: dict[str, Any]) -> dict[str, tuple[str, dict]]:
@@ -70,6 +58,10 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
         name, params = methods.get(r["method"], (r["method"], {}))
         p = pub.lookup(metric, name, params)
         rank = "reference" if r.get("reference") else r.get("rank")  # input-independent: shown, never ranked
+        if r.get("n_nonfinite"):  # NaN/Inf maps: those images are left out and the method is not ranked
+            rank = f"not ranked: {int(r['n_nonfinite'])} non-finite maps excluded"
+        elif isinstance(rank, float) and rank == rank:
+            rank = int(rank)
         body.append(
             [
                 r["method"],
@@ -247,15 +239,29 @@ def agreement_section(doc: Doc, s: dict[str, Any]) -> None:
             plots.agreement_heatmap(ag["metrics"], ag["tau"]),
             "Kendall τ between the method rankings of each pair of metrics (directions honoured).",
         )
-    tests = [t for t in s.get("paired_tests", []) if t.get("better")]
-    if s.get("paired_tests"):
+    tests = s.get("paired_tests") or []
+    if tests:
         doc.h(2, "Significant paired differences")
-        doc.table(
-            "Paired tests on the same pairs (Wilcoxon signed-rank; sign test for 0/1 outcomes), Holm-"
-            "corrected per metric; only significant ones listed",
-            ["metric", "a", "b", "n", "mean diff", "p (Holm)", "better"],
-            [[t["metric"], t["a"], t["b"], t["n"], t["mean_diff"], t["p_holm"], t["better"]] for t in tests],
+        doc.p(
+            "Paired tests on the same pairs (Wilcoxon signed-rank; sign test for 0/1 outcomes), Holm-corrected "
+            "per metric. One matrix per metric: ▲ the row's method is significantly better than the column's, "
+            "▼ significantly worse, · no significant difference (the full list with p-values is summary.json's "
+            "paired_tests)."
         )
+        order = [m for m in s.get("methods", [])]
+        for metric in dict.fromkeys(t["metric"] for t in tests):
+            cell: dict[tuple[str, str], str] = {}
+            for t in (t for t in tests if t["metric"] == metric):
+                a, b, better = t["a"], t["b"], t.get("better")
+                cell[(a, b)] = "▲" if better == a else "▼" if better == b else "·"
+                cell[(b, a)] = "▲" if better == b else "▼" if better == a else "·"
+            names = [m for m in order if any(m in k for k in cell)]
+            names += sorted({m for k in cell for m in k} - set(names))
+            doc.table(
+                f"{metric}: row vs column",
+                ["", *names],
+                [[r, *("" if r == c else cell.get((r, c), "") for c in names)] for r in names],
+            )
 
 
 def verification_section(doc: Doc, v: dict[str, Any] | None) -> None:
@@ -329,10 +335,6 @@ def _pct(x: Any) -> float | None:
     return None if x is None else 100 * float(x)
 
 
-def _pct(x: Any) -> float | None:
-    return None if x is None else 100 * float(x)
-
-
 def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
     import yaml
 
@@ -371,7 +373,28 @@ def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
                 for r, m in models.items()
             ],
         )
+    ex = s.get("execution")
+    if ex:
+        fid = ex.get("fidelity") or {}
+        doc.table(
+            "Execution (the fast path on CUDA: bf16, channels_last, compiled; exact fp32 elsewhere)",
+            ["device", "precision", "channels_last", "compile", "fidelity vs fp32"],
+            [[ex.get("device"), ex.get("precision"), ex.get("channels_last"), ex.get("compile"),
+              "exact (fp32 eager)" if ex.get("fidelity") is None else f"{fid.get('images', 0)} images"]],
+        )  # fmt: skip
+        if fid.get("spearman"):
+            doc.table(
+                "Fidelity of these maps: Spearman rank correlation with fp32 eager maps, per method",
+                ["method", "Spearman ρ"],
+                [[m, v] for m, v in fid["spearman"].items()],
+            )
     counts = s.get("counts", {})
+    if counts.get("nonfinite_maps"):
+        doc.table(
+            "Non-finite maps (NaN/Inf): those images are excluded from every score and the method is not ranked",
+            ["method", "images"],
+            [[k, v] for k, v in counts["nonfinite_maps"].items()],
+        )
     if counts.get("degenerate_maps"):
         doc.table(
             "Degenerate maps (constant or non-finite before scaling; SPEC §1.3)",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from bamkit.errors import DataError
 from bamkit.metrics.registry import METRICS
 from bamkit.report.html import Doc, fmt
 
@@ -39,8 +40,19 @@ def load_points(results: Path) -> Any:
         if p.is_file():
             try:
                 df = reader(p)
-            except (ImportError, ValueError, OSError):
+            except ImportError:  # parquet without pyarrow: the CSV beside it
                 continue
+            except (ValueError, OSError, UnicodeDecodeError) as e:
+                raise DataError(
+                    f"{str(p)!r} cannot be read ({type(e).__name__}: {e}); re-run 'bamkit evaluate' into "
+                    f"{str(results)!r} to rewrite it"
+                ) from None
+            missing = [c for c in ("scenario", "method", "image") if c not in df]
+            if missing:
+                raise DataError(
+                    f"{str(p)!r} is not a bamkit per-image table (no column {', '.join(missing)}); re-run "
+                    f"'bamkit evaluate' into {str(results)!r}"
+                )
             if "protocol" not in df:
                 return None
             return df[df["scenario"] == "stability"]

@@ -13,7 +13,8 @@ from bamkit import published as pub
 from bamkit.locks import output_lock
 from bamkit.report.document import build_document
 from bamkit.report.html import to_html, to_markdown
-from bamkit.report.sections import load_summary, method_params
+from bamkit.report.inputs import load_summary
+from bamkit.report.sections import method_params
 
 
 def _csv(rows: list[list[Any]], header: list[str]) -> str:

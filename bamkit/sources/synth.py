@@ -34,7 +34,8 @@ from bamkit.locks import output_lock
 from bamkit.progress import bar
 from bamkit.sources.synth_base import CORRUPT_KINDS, LAYOUT, MARKER, SCALES, SCENE, SynthScale, jpeg, rng
 from bamkit.sources.synth_coco import write_coco
-from bamkit.sources.synth_scenes import SCENES, render_scene
+from bamkit.sources.synth_render import render_scene
+from bamkit.sources.synth_scenes import SCENES
 
 
 # -- MiniPlaces -----------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class OptimConfig:
         weight_decay: L2 / decoupled weight decay.
         schedule: ``cosine`` (per step, to zero at the end) | ``none``.
         warmup_steps: linear warm-up steps before the schedule.
+        label_smoothing: cross-entropy label smoothing ε (Szegedy et al. 2016; 0 = plain cross-entropy).
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
@@ -107,8 +108,11 @@ class OptimConfig:
     weight_decay: float = 1e-4
     schedule: Literal["cosine", "none"] = "cosine"
     warmup_steps: int = 0
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr <= 0 or (self.backbone_lr is not None and self.backbone_lr <= 0):
             raise ConfigError(
                 f"optim.lr and optim.backbone_lr must be > 0, got {self.lr}, {self.backbone_lr}"
@@ -184,6 +188,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ConfigError(f"name must be a plain file stem such as 'f_o', got {self.name!r}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed}")
 
     def resolved(self) -> TrainConfig:
         """The config actually run: the smoke shrink applied when ``smoke`` is on."""
@@ -296,6 +302,23 @@ def build_train_config(data: dict[str, Any], where: str) -> TrainConfig:
     return cfg
 
 
+def _build_with_overrides(
+    data: dict[str, Any], where: str, overrides: list[str] | tuple[str, ...]
+) -> TrainConfig:
+    """The config of ``data`` with the command line's ``--set`` values applied; an error names its source: the
+    file for the file's own values, the ``--set`` value for a bad override."""
+    if not overrides:
+        return build_train_config(data, where)
+    build_train_config(data, where)  # the file's own values first, so their errors name the file
+    try:
+        return build_train_config(apply_overrides(data, overrides), "--set")
+    except ConfigError as e:
+        given = " ".join(f"--set {o}" for o in overrides)
+        raise ConfigError(
+            f"{str(e).replace('--set.', '--set ', 1)} (given on the command line: {given})"
+        ) from None
+
+
 def load_configs(
     path: str | Path, overrides: list[str] | tuple[str, ...] = ()
 ) -> list[tuple[TrainConfig, Path]]:
@@ -307,7 +330,7 @@ def load_configs(
     p = Path(path)
     data = load_raw(p)
     if not is_sweep(data):
-        return [(build_train_config(apply_overrides(data, overrides), str(p)), p)]
+        return [(_build_with_overrides(data, str(p), overrides), p)]
     sweep = from_dict(SweepConfig, data, where=str(p))
     if not sweep.models:
         raise ConfigError(f"{str(p)!r}: 'models' is empty; list the training configs to run")
@@ -318,8 +341,7 @@ def load_configs(
         for pattern, extra in sweep.match.items():
             if fnmatch.fnmatchcase(str(merged.get("name", "")), pattern):
                 merged = apply_overrides(merged, extra)
-        merged = apply_overrides(merged, overrides)
-        out.append((build_train_config(merged, f"{mp} (from {p.name})"), mp))
+        out.append((_build_with_overrides(merged, f"{mp} (from {p.name})", overrides), mp))
     names = [c.name for c, _ in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

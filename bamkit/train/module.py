@@ -61,7 +61,7 @@ class BamClassifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.optim_cfg.label_smoothing)
         self.train_acc(logits, y)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))

@@ -115,6 +115,29 @@ def _epochs_done(state: dict) -> int:
         return int(state["epoch"]) + 1
 
 
+def _log_progress(name: str) -> list:
+    """In a log (not a terminal): a plain line every 30 s / 10 % of the steps, on rank 0 (bamkit.progress)."""
+    if progress.mode() != "log":
+        return []
+    import pytorch_lightning as pl
+
+    class LogSteps(pl.Callback):
+        def on_train_start(self, trainer, module) -> None:
+            self.bar = progress.LogProgress(
+                None, int(trainer.estimated_stepping_batches), f"train {name}", "step"
+            )
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if trainer.is_global_zero:
+                self.bar.update(1)
+
+        def on_train_end(self, trainer, module) -> None:
+            if trainer.is_global_zero:
+                self.bar.close()
+
+    return [LogSteps()]
+
+
 def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Sequence = ()) -> Path:
     """Train (or resume) one model and export ``<out>/<cfg.name>.ckpt``; no skip check (see :func:`train_config`).
 
@@ -191,7 +214,7 @@ def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, 
             deterministic=t.deterministic,
             default_root_dir=work,
             logger=CSVLogger(work, name="logs", version=0),
-            callbacks=[ckpt_cb, last_cb, *callbacks],
+            callbacks=[ckpt_cb, last_cb, *_log_progress(run.name), *callbacks],
             enable_progress_bar=progress.enabled(),
             enable_model_summary=False,
             use_distributed_sampler=False,
@@ -224,10 +247,11 @@ def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, 
     }
     path = export(module.net, cfg, dm.class_names, out, data_hash, extra)
     log.info(
-        "%s: val_acc %s after %d epochs (%.1f s) -> %s",
+        "%s: val_acc %s after %d epoch%s (%.1f s) -> %s",
         run.name,
         "n/a" if score is None else f"{float(score):.3f}",
         extra["epochs"],
+        "" if extra["epochs"] == 1 else "s",
         extra["train_seconds"],
         path,
     )
@@ -263,6 +287,10 @@ def train_config(
             raise ConfigError(f"{str(src)!r}: no dataset file; pass --data FILE.h5 or set data.path")
         if data is None and not Path(dpath).is_absolute():
             dpath = (src.parent / dpath) if (src.parent / dpath).exists() else Path(dpath)
+        if not Path(dpath).is_file():
+            raise DataError(
+                f"dataset file {str(dpath)!r} does not exist; build it with 'bamkit build' and pass --data FILE.h5"
+            )
         todo.append((cfg, Path(dpath), Path(out if out is not None else cfg.out)))
     paths = []
     for i, (cfg, dpath, odir) in enumerate(progress.bar(todo, desc="models", unit="model")):

@@ -36,6 +36,7 @@ from bamkit.verify.checks import Thresholds, k_checks, top_checks
 from bamkit.verify.result import ROLE_SETS, VerifyResult
 
 _K_NAME = re.compile(r"^f_k(\d+(?:\.\d+)?)$")
+_SAMPLE_TAG = 0x76657269  # stream of the max_pairs sample, apart from every other seeded draw
 
 
 def true_class_prob(
@@ -75,21 +76,38 @@ def true_class_prob(
 
 
 class _Pairs:
-    """Validation rows of each set and their labels, resolved through ``pair_index`` to ``obj_scene``."""
+    """Validation rows of each set and their labels, resolved through ``pair_index`` to ``obj_scene``.
 
-    def __init__(self, bf: BamFile) -> None:
+    ``max_pairs`` caps the pairs of Figure 2 (top) at a seeded sample of the validation pairs, the same pairs in
+    every set, so the three inputs of a pair stay together; ``None`` keeps them all.
+    """
+
+    def __init__(self, bf: BamFile, max_pairs: int | None = None, seed: int = 0) -> None:
         self.bf = bf
         self.ref = None
+        self.sample: np.ndarray | None = None
         if bf.has("obj_scene"):
             v = bf["obj_scene"]
             self.ref = {f: v.read(f) for f in ("pair_index", "object_label", "scene_label")}
             self.pos = {int(p): i for i, p in enumerate(self.ref["pair_index"])}
+            pairs = self.ref["pair_index"][v.read("split") == SPLIT_VAL]
+            if max_pairs is not None and len(pairs) > max_pairs:
+                rng = np.random.default_rng(np.random.SeedSequence([seed, _SAMPLE_TAG]))
+                self.sample = np.sort(rng.choice(pairs, size=max_pairs, replace=False))
 
-    def val(self, set_name: str, label_field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, labels, pair_index) of the set's validation rows that have a label (own or paired)."""
+    def val(
+        self, set_name: str, label_field: str, sampled: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, labels, pair_index) of the set's validation rows that have a label (own or paired).
+
+        ``sampled``: only the rows of the sampled pairs (when ``max_pairs`` drew a sample).
+        """
         v = self.bf[set_name]
         rows = np.flatnonzero(v.read("split") == SPLIT_VAL)
         pair = v.read("pair_index")[rows]
+        if sampled and self.sample is not None:
+            keep = np.isin(pair, self.sample)
+            rows, pair = rows[keep], pair[keep]
         lab = v.read(label_field)[rows].astype(np.int64)
         if self.ref is not None and (lab < 0).any():
             ref = np.array(
@@ -141,6 +159,8 @@ def verify_models(
     out: str | Path | None = None,
     thresholds: Thresholds | None = None,
     device: str | torch.device | None = None,
+    max_pairs: int | None = None,
+    seed: int = 0,
 ) -> VerifyResult:
     """Measure BAM Figure 2 on the models found in ``models_dir`` (whichever of f_o, f_s, f_empty, f_k* exist).
 
@@ -151,6 +171,9 @@ def verify_models(
         out: also write ``out`` (JSON), the table beside it and the k plot.
         thresholds: the orderings' thresholds.
         device: where to run the models (default: where :func:`load_classifier` puts them, the CPU).
+        max_pairs: measure Figure 2 (top) on a sample of this many validation pairs (drawn with ``seed``, the
+            same pairs for every model and set); ``None`` = all. The k-series always uses every bamboo forest.
+        seed: seed of that sample.
 
     Returns:
         the :class:`VerifyResult` (its ``passed``/``failures`` say whether the orderings held).
@@ -158,10 +181,17 @@ def verify_models(
     th = thresholds or Thresholds()
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if max_pairs is not None and max_pairs < 1:
+        raise ConfigError(f"max_pairs must be >= 1 (or null for every validation pair), got {max_pairs}")
     ckpts = _discover(Path(models_dir))
     res = VerifyResult(str(data), str(models_dir), th)
     with BamFile(data) as bf:
-        pairs = _Pairs(bf)
+        pairs = _Pairs(bf, max_pairs, seed)
+        res.sample = {
+            "max_pairs": max_pairs,
+            "seed": seed,
+            "n_pairs": None if pairs.sample is None else len(pairs.sample),
+        }
 
         def load(name: str):
             model, meta = load_classifier(ckpts[name])
@@ -223,11 +253,11 @@ def _k_series(
             f"the k-series needs object {COMMON_FEATURE!r} and scene {ALWAYS_SCENE!r} in the file"
         )
     dog, bamboo = objects.index(COMMON_FEATURE), scenes.index(ALWAYS_SCENE)
-    rows_w, _, pair_w = pairs.val("obj_scene", "scene_label")
+    rows_w, _, pair_w = pairs.val("obj_scene", "scene_label", sampled=False)  # every bamboo forest
     v = bf["obj_scene"]
     keep = (v.read("object_label")[rows_w] == dog) & (v.read("scene_label")[rows_w] == bamboo)
     rows_w, pair_w = rows_w[keep], pair_w[keep]
-    rows_wo, _, pair_wo = pairs.val("scene_only", "scene_label")
+    rows_wo, _, pair_wo = pairs.val("scene_only", "scene_label", sampled=False)
     pos = {int(p): i for i, p in enumerate(pair_wo)}
     matched = np.array([int(p) in pos for p in pair_w], bool)
     rows_w = rows_w[matched]

@@ -25,6 +25,10 @@ def table(res) -> str:
     """A readable plain-text table of a :class:`~bamkit.verify.result.VerifyResult`: measured beside
     published, then the checks."""
     lines = ["BAM Figure 2 (top): relative feature importance       measured  (published)"]
+    if res.sample.get("n_pairs"):
+        lines.append(
+            f"  (a seeded sample of {res.sample['n_pairs']} validation pairs, seed {res.sample['seed']})"
+        )
     for role in ("f_o", "f_s"):
         if role not in res.top:
             continue

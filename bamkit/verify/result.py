@@ -41,6 +41,7 @@ class VerifyResult:
     k_series: list[dict[str, Any]] = field(default_factory=list)
     k_rho: float | None = None
     checks: list[Check] = field(default_factory=list)
+    sample: dict[str, Any] = field(default_factory=dict)  # max_pairs, seed, n_pairs of Fig. 2 (top)
 
     @property
     def failures(self) -> list[Check]:
@@ -65,6 +66,7 @@ class VerifyResult:
             "k_series": self.k_series,
             "k_spearman_rho": self.k_rho,
             "checks": [asdict(c) for c in self.checks],
+            "sample": self.sample,
             "published": published_fractions(),
         }
 
@@ -84,6 +86,7 @@ class VerifyResult:
                 k_series=list(d.get("k_series") or []),
                 k_rho=None if rho is None else float(rho),
                 checks=[Check(**c) for c in d.get("checks") or []],
+                sample=dict(d.get("sample") or {}),
             )
         except (TypeError, ValueError, AttributeError) as e:
             raise DataError(f"verification result is malformed ({e}); re-run 'bamkit verify'") from None

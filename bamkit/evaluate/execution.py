@@ -1,0 +1,61 @@
+"""How a shard's attributions run: the suite's ``execution`` settings resolved for the device (the fast path on
+CUDA, exact fp32 on the CPU), the record a run keeps of them, and the fidelity of off-fp32 maps.
+
+A run off the exact path (bf16, channels_last or compiled) compares its maps with fp32 eager ones on the first
+batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, SPEC §1.3's maps) and
+records the figures in the shard's metadata and ``summary.json``; its maps are cached under their own key, so
+an exact run never reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from bamkit.attribution.base import ExecOptions
+
+log = logging.getLogger(__name__)
+
+FIDELITY_IMAGES = 8  # images of the first batch on which off-fp32 maps are compared with fp32 ones
+
+
+def exec_options(e, device: torch.device | str = "cpu") -> ExecOptions:
+    """The engine's options for a suite's :class:`~bamkit.evaluate.suite.Execution` on ``device``."""
+    return ExecOptions(**e.resolved(device), batch_size=e.sample_batch_size)
+
+
+def is_exact(opts: ExecOptions) -> bool:
+    return opts.precision == "fp32" and not opts.compile and not opts.channels_last
+
+
+def cache_suffix(opts: ExecOptions) -> str:
+    """Appended to a method's cache key off the exact path (``"@bf16-cl-c"``); ``""`` on it."""
+    if is_exact(opts):
+        return ""
+    return f"@{opts.precision}" + ("-cl" if opts.channels_last else "") + ("-c" if opts.compile else "")
+
+
+def record(opts: ExecOptions, device: torch.device | str) -> dict[str, Any]:
+    """What a run records of its execution; ``fidelity`` is None on the exact path, filled by
+    :func:`measure_fidelity` otherwise."""
+    return {
+        "device": str(device),
+        "precision": opts.precision,
+        "channels_last": opts.channels_last,
+        "compile": opts.compile,
+        "fidelity": None if is_exact(opts) else {},
+    }
+
+
+def measure_fidelity(rec: dict[str, Any], model, x, target, methods: dict[str, Any], seeds, opts) -> None:
+    """Fill ``rec["fidelity"]`` once: Spearman per method between these maps and fp32 eager ones."""
+    from bamkit.attribution.engine import fidelity
+
+    if rec.get("fidelity") != {}:
+        return
+    k = min(FIDELITY_IMAGES, x.shape[0])
+    rho = fidelity(model, x[:k], target[:k], methods, opts, seeds=seeds[:k])
+    rec["fidelity"] = {"images": k, "spearman": rho}
+    log.info("evaluate: %s maps vs fp32 (Spearman, %d images): %s", opts.precision, k, rho)
