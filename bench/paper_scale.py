@@ -9,7 +9,7 @@ MCS 200 x 10 models). This script times, in one process and on one device:
    ``--images`` planted images x f_o and f_s: two random-weight networks of the architecture whose logit 0
    carries a large bias, so that the planted labels (80 % class 0) count as correctly classified. A warm-up
    run first (compilation, allocator), then the timed one into a fresh folder (no cache hits);
-3. the gradient evaluations one image-model pair costs with that suite, counted on the eager path.
+3. the gradient evaluations one image-model pair costs with that suite (shared samples counted once).
 
 It prints evaluate's gradient evals/s, the ratio to the raw step, the projected hours for 42,200 pairs, the
 peak memory and the attribution cache's bytes per image and method.
@@ -88,22 +88,13 @@ def raw_step(
     return n / (time.perf_counter() - t0)
 
 
-def evals_per_pair(suite, models: dict, data: Path, tmp: Path) -> float:
-    """Rows through the model per image-model pair for this suite: counted on the eager fp32 path."""
-    from bamkit.evaluate import evaluate
+def evals_per_pair(suite) -> int:
+    """Model passes one image-model pair costs with this suite: every method's kernel evaluations (shared
+    samples once, :func:`bamkit.attribution.engine.samples_per_image`) plus the prediction's forward."""
+    from bamkit.attribution.engine import samples_per_image
+    from bamkit.evaluate.methods import build
 
-    rows = {"n": 0}
-    hooks = [m.register_forward_pre_hook(lambda _m, a: rows.__setitem__("n", rows["n"] + a[0].shape[0]))
-             for m, _ in models.values()]  # fmt: skip
-    exact = replace(suite.execution, precision="fp32", channels_last=False, compile=False)
-    sc = suite.scenarios
-    small = replace(suite, execution=exact, scenarios=replace(sc, mcs=replace(sc.mcs, max_images=4)))
-    try:
-        evaluate(small, tmp / "count", loaded_models=models)
-    finally:
-        for h in hooks:
-            h.remove()
-    return rows["n"] / (4 * len(models))
+    return samples_per_image({m.label: build(m) for m in suite.map_methods()}) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = replace(
             suite,
             execution=e,
+            methods=suite.map_methods(),  # TCAV scores sets, not images: outside the per-pair gradient budget
             metrics=("mcs",),
             scenarios=replace(sc, mcs=replace(sc.mcs, max_images=n_images, random_baseline=False)),
         )
@@ -146,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = e.resolved(args.device)
         opts = ExecOptions(**settings, batch_size=e.sample_batch_size)
 
-        per_pair = evals_per_pair(suite, models, data, tmp)
+        per_pair = evals_per_pair(suite)
         raw = raw_step(models["f_o"][0], size, e.sample_batch_size, opts, args.device)
         if cuda:
             torch.cuda.reset_peak_memory_stats()

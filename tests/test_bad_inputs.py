@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from bamkit.classes import BAM_OBJECTS, BAM_SCENES
 from bamkit.cli import main
 from bamkit.paths import shipped
 
@@ -232,20 +233,7 @@ CASES = [
         ["build", "{t}/recipe.yaml", "--out", "{t}/o.h5"],
         2,
         ["dragon"],
-        _recipe(
-            objects=[
-                "dragon",
-                "bird",
-                "dog",
-                "elephant",
-                "kite",
-                "pizza",
-                "stop sign",
-                "toilet",
-                "truck",
-                "zebra",
-            ]
-        ),
+        _recipe(objects=["dragon", *BAM_OBJECTS[1:]]),
     ),  # fmt: skip
     Case(
         "wrong --coco-images",
@@ -272,20 +260,7 @@ CASES = [
         ["build", "{t}/recipe.yaml", "--out", "{t}/o.h5"],
         2,
         ["volcano", "MiniPlaces"],
-        _recipe(
-            scenes=[
-                "bamboo_forest",
-                "bedroom",
-                "bowling_alley",
-                "bus_interior",
-                "cockpit",
-                "corn_field",
-                "laundromat",
-                "runway",
-                "volcano",
-                "track/outdoor",
-            ]
-        ),
+        _recipe(scenes=[*BAM_SCENES[:8], "volcano", BAM_SCENES[9]]),
     ),  # fmt: skip
     Case(
         "unreadable existing output",
@@ -548,3 +523,31 @@ def test_os_error_messages_name_the_cause():
 
     assert "disk full" in os_error_message(OSError(errno.ENOSPC, "No space left on device", "/x/o.h5"))
     assert "read-only" in os_error_message(OSError(errno.EROFS, "Read-only file system", "/x"))
+
+
+@pytest.mark.parametrize("kind", ["garbage", "hostile pickle"])
+def test_a_corrupt_or_hostile_resume_state_is_moved_aside_never_run(world, tmp_path, kind, caplog):
+    """A models/<name>/last.ckpt that cannot be read (or holds code) does not stop training: it is read with
+    weights_only (nothing in it runs), moved aside with a message, and the model trains afresh."""
+    import pickle
+
+    argv = [a.format(w=world, t=tmp_path) for a in TR]
+    assert main(argv) == 0  # a finished run leaves its resume state (and its config stamp) behind
+    work = tmp_path / "m" / "f_o"
+    (tmp_path / "m" / "f_o.ckpt").unlink()  # so that the next run trains (resuming) instead of skipping
+    marker = tmp_path / "executed"
+    if kind == "garbage":
+        (work / "last.ckpt").write_bytes(b"\x00\x01 not a checkpoint")
+    else:
+
+        class Hostile:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        (work / "last.ckpt").write_bytes(pickle.dumps({"state_dict": Hostile()}, protocol=2))
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    assert not marker.exists()  # the pickle's code never ran
+    assert (tmp_path / "m" / "f_o.ckpt").is_file()
+    assert list(work.glob("last.ckpt.unreadable-*")), "the unreadable state was not kept aside"
+    assert "cannot be resumed" in caplog.text
