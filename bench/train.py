@@ -1,7 +1,12 @@
 """Training throughput: the HDF5 loader against the same model fed from device memory, and the loader alone.
 
 The loader must not be the bottleneck: (train step fed by the HDF5 DataModule) / (train step on tensors already
-on the device) should be ≥ 0.95 on a GPU. Run on the lent H100, e.g.::
+on the device, the raw training step) should be ≥ 0.95 on a GPU. It also projects the paper's training time: the
+13 models of ``train/all.yaml`` over their epochs on the sets ``data_recipes/bam.yaml`` builds, at the measured
+HDF5-fed rate (validation passes counted at one third of a training step: forward only). Run on a GPU with the
+paper's settings (bf16 autocast and channels_last, as ``trainer.precision``/``channels_last: auto`` choose there)::
+
+    .venv/bin/python bench/train.py --device cuda --arch resnet50 --size 224 --stored 128 --workers 8 --channels-last
 
     .venv/bin/python bench/train.py --device cuda --arch resnet50 --size 224 --stored 128 --workers 8
     .venv/bin/python bench/train.py --device cpu --arch small_cnn --size 64 --stored 64 --workers 2
@@ -95,6 +100,25 @@ def _memory(batch: int, size: int, classes: int, device: torch.device):
         yield x, y
 
 
+def paper_training_images() -> tuple[int, int]:
+    """(training, validation) images the paper's 13 models see over all their epochs, from the shipped recipe
+    (set sizes and split) and training configs (which set, how many epochs): one source for both."""
+    from bamkit.data.plan import make_plan
+    from bamkit.data.recipe import load_recipe
+    from bamkit.paths import shipped
+    from bamkit.train.config import load_configs
+
+    recipe = load_recipe(shipped("data_recipes/bam.yaml"))
+    rows = {s: g.n_rows for g in make_plan(recipe).groups for s in g.sets}
+    val_share = recipe.n_val / recipe.images_per_pair
+    train = val = 0
+    for cfg, _ in load_configs(shipped("train/all.yaml")):
+        n = rows[cfg.data.train_set]
+        train += round(n * (1 - val_share)) * cfg.trainer.max_epochs
+        val += round(n * val_share) * cfg.trainer.max_epochs
+    return train, val
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -166,6 +190,12 @@ def main() -> None:
     for name, rate, per in rows:
         print(f"{name:<44} {rate:>10.1f} {'' if per is None else f'{per:>11.1f}'}")
     print(f"{'HDF5 / in-memory training throughput':<44} {h5 / mem:>10.3f}   (target >= 0.95 on a GPU)")
+    n_train, n_val = paper_training_images()
+    hours = (n_train + n_val / 3) / h5 / 3600
+    print(
+        f"paper scale: 13 models, {n_train:,} training + {n_val:,} validation images over their epochs -> "
+        f"{hours:.2f} h at the HDF5-fed rate (arch {a.arch} at {a.size}px on this device)"
+    )
     tmp.cleanup()
 
 

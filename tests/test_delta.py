@@ -257,6 +257,21 @@ def test_out_of_range_paste_is_clipped_end_to_end(batch):
     assert torch.equal(r.clipped, ((raw < 0) | (raw > 255)).any(1))
 
 
+def test_bam_code_init_adds_the_mean_subtracted_dog_to_the_scene(batch):
+    """``init="bam_code"`` (BAM's script): with no steps, x + δ₀ = x + x_dog − (123.68, 116.78, 103.94) inside
+    the mask (hand-computed here from the inputs), x outside; ``paste`` gives the clean composite instead."""
+    scene, dog, masks = batch
+    opts = DeltaOptions(steps=0, init="bam_code")
+    r = optimize_batch(tiny_model(), Preprocess(INPUT), scene, dog, masks, opts)
+    mean = torch.tensor([123.68, 116.78, 103.94], dtype=torch.float64)
+    blend = scene.double() + torch.where(masks[..., None], dog.double() - mean, torch.zeros(()))
+    assert torch.equal(r.patched, blend.round().clamp(0, 255).to(torch.uint8))
+    paste = optimize_batch(tiny_model(), Preprocess(INPUT), scene, dog, masks, DeltaOptions(steps=0))
+    assert torch.equal(paste.patched, torch.where(masks[..., None], dog, scene))
+    with pytest.raises(ConfigError, match="init"):
+        DeltaOptions(init="clean")
+
+
 def test_batched_equals_one_by_one(batch):
     scene, dog, masks = batch
     model, pp = tiny_model(dtype=torch.float64), Preprocess(INPUT)

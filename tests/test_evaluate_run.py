@@ -403,3 +403,23 @@ def test_off_fp32_runs_record_their_fidelity_and_cache_their_maps_apart(data, mo
         f.visit(keys.append)
     methods_cached = {k.split("/")[2] for k in keys if k.count("/") == 3}
     assert any(m.endswith("@bf16") for m in methods_cached) and any("@" not in m for m in methods_cached)
+
+
+def test_models_whose_keys_share_a_prefix_never_share_maps(data, models, tmp_path):
+    """Models handed in with keys of their own that agree in their first 16 characters (as a benchmark's
+    'bench-resnet18-f_o' / 'bench-resnet18-f_s' did) get their own maps: f_o's and f_s's g_c differ, and equal
+    those of the same models under sha256-like keys."""
+    import dataclasses
+
+    s = _suite(data, methods=[{"name": "vanilla_gradient", "label": "VG"}], metrics=["mcs"])
+    named = {
+        r: (m, dataclasses.replace(meta, checkpoint_hash=f"a-common-prefix-of-16-chars-{r}"))
+        for r, (m, meta) in models.items()
+    }
+    pi = pd.read_csv(evaluate(s, tmp_path / "named", loaded_models=named) / "per_image.csv")
+    ref = pd.read_csv(evaluate(s, tmp_path / "ref", loaded_models=models) / "per_image.csv")
+    g = {m: pi[pi.model == m].sort_values("image").g_c.to_numpy() for m in ("f_o", "f_s")}
+    assert not np.allclose(g["f_o"], g["f_s"])
+    for m in ("f_o", "f_s"):
+        np.testing.assert_array_equal(g[m], ref[ref.model == m].sort_values("image").g_c.to_numpy())
+    assert pi.groupby("model").model_hash.first().nunique() == 2

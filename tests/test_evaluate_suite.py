@@ -90,6 +90,14 @@ def test_shipped_suites_validate(name):
     assert off == []
 
 
+def test_paper_suite_takes_the_fast_path_on_cuda_only():
+    """The shipped paper suite pins nothing that would keep a GPU on fp32 eager: resolved for CUDA it is bf16 +
+    channels_last + compile, for the CPU fp32 eager (the exact path)."""
+    e = load_suite(shipped("evaluate/paper.yaml")).execution
+    assert e.resolved("cuda") == {"precision": "bf16", "channels_last": True, "compile": True}
+    assert e.resolved("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
+
+
 @pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/8", (3, 8)), (None, (0, 1))])
 def test_parse_shard(text, expected):
     assert parse_shard(text) == expected

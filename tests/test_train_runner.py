@@ -133,3 +133,48 @@ def test_ddp_two_cpu_processes_gloo(tiny, tmp_path):
             pred = model(m.preprocess(torch.from_numpy(v.read("images")[val]))).argmax(1).numpy()
         acc = float((pred == v.read("scene_label")[val]).mean())
     assert meta["val_acc"] == pytest.approx(acc, abs=1.0 / val.sum())
+
+
+class _LayoutProbe(pl.Callback):
+    """Records whether the convolution weights and the inputs the network sees are NHWC during training."""
+
+    def __init__(self):
+        self.weights, self.inputs = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        conv = next(m for m in pl_module.net.modules() if isinstance(m, torch.nn.Conv2d))
+        self.weights.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+        handle = conv.register_forward_pre_hook(
+            lambda mod, args: self.inputs.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        pl_module._probe_handle = handle
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        pl_module._probe_handle.remove()
+
+
+def test_channels_last_training_keeps_nhwc_and_the_same_weights(tiny, tmp_path):
+    """``trainer.channels_last: true`` trains with NHWC weights and inputs (probed on every step) and gives the
+    weights of the default NCHW run up to float rounding; ``auto`` is off on a machine without a GPU."""
+    from bamkit.train.runner import _channels_last
+
+    cfg = _cfg("f_k0.5.yaml", "data.batch_size=20")
+    assert _channels_last(cfg) is torch.cuda.is_available()
+    probe = _LayoutProbe()
+    nhwc = read_checkpoint(
+        train_one(
+            _cfg("f_k0.5.yaml", "data.batch_size=20", "trainer.channels_last=true"),
+            tiny,
+            tmp_path / "nhwc",
+            callbacks=[probe],
+        )
+    )
+    assert probe.weights and all(probe.weights) and all(probe.inputs)
+    assert nhwc["meta"]["config"]["trainer"]["channels_last"] is True
+    nchw = read_checkpoint(
+        train_one(
+            _cfg("f_k0.5.yaml", "data.batch_size=20", "trainer.channels_last=false"), tiny, tmp_path / "nchw"
+        )
+    )
+    for k, v in nchw["state_dict"].items():
+        torch.testing.assert_close(nhwc["state_dict"][k], v, rtol=1e-4, atol=1e-5, msg=k)

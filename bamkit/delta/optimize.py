@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bamkit.delta.options import DeltaOptions
+from bamkit.delta.options import BAM_CODE_MEAN, DeltaOptions
 from bamkit.preprocess import Preprocess
 
 _EPS = 1e-12  # inside the square roots: ‖·‖₂ has no gradient at 0 (SPEC §4.6)
@@ -120,6 +120,13 @@ def delta_loss(
     return loss, change, logits
 
 
+def _init_base(x: torch.Tensor, options: DeltaOptions) -> torch.Tensor:
+    """What δ₀ subtracts from the dog composite: the scene x (``paste``) or BAM's script's channel means."""
+    if options.init == "bam_code":
+        return torch.tensor(BAM_CODE_MEAN, dtype=x.dtype, device=x.device)[None, :, None, None].expand_as(x)
+    return x
+
+
 def init_noise(
     indices: np.ndarray | list[int], shape: tuple[int, int, int], options: DeltaOptions
 ) -> torch.Tensor:
@@ -188,7 +195,8 @@ def optimize_batch(
 ) -> DeltaResult:
     """Optimise one δ per image, all images at once (BAM App. A; SPEC §4.6).
 
-    δ₀ = I_c ⊙ (x_dog − x), so x + δ₀ is the clean dog paste inside the mask and x outside it. Each step
+    δ₀ = I_c ⊙ (x_dog − x), so x + δ₀ is the clean dog paste inside the mask and x outside it (``init="paste"``;
+    ``init="bam_code"`` subtracts BAM's channel means instead of x, as its script does). Each step
     evaluates the per-image loss, takes one optimiser step on δ and, with the hard projection, zeroes δ (and its
     gradient, so Adam's moments stay zero too) outside the mask. With ``tol`` set, an image whose prediction is
     unchanged and whose ratio ‖Δf‖/‖f(x)‖ < tol is frozen at its current δ; the loop ends when every image is frozen.
@@ -227,7 +235,7 @@ def optimize_batch(
             pred_clean = logits_clean.argmax(1)
             clean_norm = _norm(logits_clean)
         noise = init_noise(indices, (3, h, w), options).to(device=device, dtype=dtype)
-        delta = (mask * (to_pixels(dog, dtype) - x + noise)).requires_grad_(True)
+        delta = (mask * (to_pixels(dog, dtype) - _init_base(x, options) + noise)).requires_grad_(True)
         opt = _make_optimizer(delta, options)
         active = torch.ones(b, dtype=torch.bool, device=device)
         steps_run = torch.zeros(b, dtype=torch.int64, device=device)

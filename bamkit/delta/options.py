@@ -11,6 +11,10 @@ from bamkit.errors import ConfigError
 
 Optimizer = Literal["sgd", "adam"]
 Projection = Literal["hard", "penalty"]
+Init = Literal["paste", "bam_code"]
+# BAM's delta script (construct_delta_patch.py) subtracts these per-channel means (its TF ResNet's preprocessing)
+# from the dog composite and uses the result as δ₀; SPEC §4.6.
+BAM_CODE_MEAN = (123.68, 116.78, 103.94)
 # Paper defaults (BAM App. A): λ = 500 for plain gradient descent. Adam's step is ~lr per pixel whatever the
 # gradient's scale, so it gets its own default in pixel units.
 DEFAULT_LR = {"sgd": 500.0, "adam": 2.0}
@@ -38,6 +42,11 @@ class DeltaOptions:
             δs that converged from those that did not (the demo's 52 δs: ‖Δf‖/‖f‖ 0.01–0.08, median 0.026).
         keep_best: return each image's iterate with the smallest ‖f(x+δ) − f(x)‖₂ seen (the final one included)
             instead of the last; plain gradient descent at λ = 500 oscillates on some models. Paper: off.
+        init: δ₀. ``"paste"`` (bamkit's default): δ₀ = I_c ⊙ (x_dog − x), so x + δ₀ is the clean dog paste.
+            ``"bam_code"``: BAM's released script: δ₀ = I_c ⊙ (x_dog − mean) with the TF means
+            (123.68, 116.78, 103.94), so x + δ₀ = x + x_dog − mean inside the mask — the scene stays visible under
+            an additive dog, which is what the paper's IIR figures were computed on (SPEC §4.6 PITFALL; the
+            script's first, unmasked gradient step is not reproduced: δ₀ is masked from the start).
         init_noise: std (pixels) of seeded Gaussian noise added to δ₀ inside the mask; 0 = δ₀ is the clean paste.
         seed: seed of that noise; each image draws from its own generator seeded by (seed, image index), so the
             result does not depend on batching or on resuming.
@@ -55,6 +64,7 @@ class DeltaOptions:
     tol: float | None = None
     threshold: float = 0.1
     keep_best: bool = False
+    init: Init = "paste"
     init_noise: float = 0.0
     seed: int = 0
     batch_size: int = 32
@@ -69,6 +79,7 @@ class DeltaOptions:
             (self.projection in ("hard", "penalty"), "projection", "'hard' or 'penalty'"),
             (self.tol is None or self.tol > 0, "tol", "a positive number or None"),
             (self.threshold > 0, "threshold", "a positive number"),
+            (self.init in ("paste", "bam_code"), "init", "'paste' or 'bam_code'"),
             (self.init_noise >= 0, "init_noise", "≥ 0"),
             (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer ≥ 0"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer ≥ 1"),

@@ -15,8 +15,10 @@ The group attribute ``n_done`` counts complete rows: a chunk is written, the fil
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +42,17 @@ class Entry:
     flag: np.ndarray  # (n,) bool
 
 
+def model_token(model_hash: str) -> str:
+    """16 hex characters naming a model in the cache and the tables: the prefix of a checkpoint's sha256; any
+    other key (models handed to ``evaluate(loaded_models=…)`` with a key of their own) is hashed first, so two
+    keys that merely share a prefix never share maps."""
+    if re.fullmatch(r"[0-9a-f]{64}", model_hash):
+        return model_hash[:16]
+    return hashlib.sha256(model_hash.encode()).hexdigest()[:16]
+
+
 def group_name(model_hash: str, set_name: str, method_key: str, reducer: str) -> str:
-    return f"{model_hash[:16]}/{set_name}/{method_key}/{reducer}"
+    return f"{model_token(model_hash)}/{set_name}/{method_key}/{reducer}"
 
 
 class AttributionCache:

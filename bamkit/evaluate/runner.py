@@ -29,7 +29,7 @@ from torch import nn
 from bamkit.errors import DataError
 from bamkit.evaluate import execution
 from bamkit.evaluate import methods as methods_mod
-from bamkit.evaluate.cache import FLAG_CONSTANT, FLAG_NONFINITE, AttributionCache
+from bamkit.evaluate.cache import FLAG_CONSTANT, FLAG_NONFINITE, AttributionCache, model_token
 from bamkit.evaluate.legs import Leg, plan_legs
 from bamkit.evaluate.stability import run_stability_leg
 from bamkit.evaluate.suite import Suite
@@ -286,7 +286,7 @@ class ShardRunner:
             {
                 "scenario": leg.scenario,
                 "model": leg.role,
-                "model_hash": lm.key[:16],
+                "model_hash": model_token(lm.key),
                 "set": leg.set,
                 "image": rows.astype(np.int64),
                 "pair": pairs.astype(np.int64),

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bamkit.evaluate.cache import model_token
 from bamkit.evaluate.legs import Leg
 from bamkit.evaluate.suite import StabilityScenario
 from bamkit.metrics.registry import METRICS
@@ -177,7 +178,7 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
                         {
                             "scenario": "stability",
                             "model": leg.role,
-                            "model_hash": lm.key[:16],
+                            "model_hash": model_token(lm.key),
                             "set": leg.set,
                             "image": np.repeat(rows.astype(np.int64), nl),
                             "pair": np.repeat(rows.astype(np.int64), nl),

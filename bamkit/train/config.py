@@ -130,6 +130,9 @@ class TrainerConfig:
         num_nodes: machines.
         strategy: ``auto`` | ``ddp`` | ``ddp_spawn`` | ….
         precision: ``auto`` (bf16-mixed on a GPU, 32-true elsewhere) or any Lightning precision string.
+        channels_last: NHWC weights and inputs; ``auto`` = on a GPU (tensor cores take NHWC convolutions
+            without transposes), off on the CPU. The weights are the same numbers either way; only the layout
+            of the convolutions' memory changes.
         limit_train_batches, limit_val_batches: fraction (float) or count (int) of batches per epoch.
         log_every_n_steps: CSV log interval.
         gradient_clip_val: optional gradient-norm clip.
@@ -142,6 +145,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
     limit_train_batches: int | float = 1.0
     limit_val_batches: int | float = 1.0
     log_every_n_steps: int = 50

@@ -52,10 +52,19 @@ class BamClassifier(pl.LightningModule):
         )
         m = self.model_cfg
         self.net = build_network(m.arch, num_classes, weights=m.weights, width=m.width)
+        self.channels_last = False
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
+    def use_channels_last(self) -> None:
+        """NHWC weights and inputs (``trainer.channels_last``): same numbers, the layout tensor cores prefer.
+        Called before ``fit``; moving to the device and loading a resumed state keep the layout."""
+        self.channels_last = True
+        self.net.to(memory_format=torch.channels_last)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:

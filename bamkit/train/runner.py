@@ -67,6 +67,14 @@ def _precision(cfg: TrainConfig) -> str:
     return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
 
 
+def _channels_last(cfg: TrainConfig) -> bool:
+    """``trainer.channels_last`` with ``auto`` decided: on a GPU, off elsewhere (as ``precision: auto``)."""
+    t = cfg.trainer
+    if t.channels_last != "auto":
+        return bool(t.channels_last)
+    return t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def _state_dir(out: Path, cfg: TrainConfig, data_hash: str) -> Path:
     """``<out>/<name>/`` for Lightning's checkpoints; wiped of stale state when config or data changed."""
     work = out / cfg.name
@@ -186,6 +194,8 @@ def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, 
             **{k: v for k, v in to_dict(d).items() if k != "path"},
         )
         module = BamClassifier(num_classes=dm.num_classes, model=m, optim=o)
+        if _channels_last(run):
+            module.use_channels_last()
         has_val = len(dm.val_rows) > 0 and t.limit_val_batches != 0
         # Two callbacks: Lightning 2.6 refreshes `save_last` only when a top-k checkpoint is saved, so the best
         # (by val_acc) and the resumable latest state are kept by separate ModelCheckpoints.
