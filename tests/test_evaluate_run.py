@@ -423,3 +423,30 @@ def test_models_whose_keys_share_a_prefix_never_share_maps(data, models, tmp_pat
     for m in ("f_o", "f_s"):
         np.testing.assert_array_equal(g[m], ref[ref.model == m].sort_values("image").g_c.to_numpy())
     assert pi.groupby("model").model_hash.first().nunique() == 2
+
+
+def test_cache_size_is_known_before_the_first_map_and_bounded_by_the_disk(data, models, tmp_path):
+    """summary.json["cache_bytes"] (computed from the legs before any attribution) equals the payload the cache
+    really holds for a one-scenario suite (float16 maps + the per-row fields, summed over every group of the HDF5
+    file); a need beyond the disk's free space is one DataError naming the folder, before any work."""
+    from bamkit.evaluate.cache import ROW_BYTES, check_room
+
+    s = _suite(data, metrics=["mcs"])
+    out = evaluate(s, tmp_path / "r", loaded_models=models)
+    payload = 0
+
+    def add(name, obj):
+        nonlocal payload
+        if isinstance(obj, h5py.Dataset) and name.endswith("/map"):
+            payload += obj.size * obj.dtype.itemsize + len(obj) * ROW_BYTES
+
+    with h5py.File(out / "cache" / "main.h5", "r") as f:
+        f.visititems(add)
+    assert payload > 0
+    assert json.loads((out / "summary.json").read_text())["cache_bytes"] == payload
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free
+    check_room(tmp_path, need=free // 2, have=0)  # fits: nothing raised
+    with pytest.raises(DataError, match=r"needs about .* GB more .* free; free space"):
+        check_room(tmp_path, need=free + 10**12, have=0)

@@ -19,11 +19,14 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from bamkit.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,30 @@ def model_token(model_hash: str) -> str:
 
 def group_name(model_hash: str, set_name: str, method_key: str, reducer: str) -> str:
     return f"{model_token(model_hash)}/{set_name}/{method_key}/{reducer}"
+
+
+# per cached row beside its map: row (int64), prediction, target (int64), logit (float32), flag (uint8)
+ROW_BYTES = 8 + 8 + 8 + 4 + 1
+
+
+def map_bytes(rows: int, side: int, methods: int, reducers: int) -> int:
+    """Bytes ``rows`` images add to the cache: one float16 ``side``×``side`` map per method and reducer, plus the
+    per-row fields. At the paper's scale (ResNet-50, 224 px) a map is 100 KB."""
+    return rows * methods * reducers * (2 * side * side + ROW_BYTES)
+
+
+def check_room(folder: Path, need: int, have: int) -> None:
+    """Stop before the first attribution when the cache cannot fit on its disk: ``need`` is this run's estimate
+    (:func:`map_bytes` over its legs), ``have`` what the cache folder already holds (resumed rows are not
+    written again, so at most ``need − have`` more is written)."""
+    more = need - have
+    free = shutil.disk_usage(folder).free
+    if more > free:
+        raise DataError(
+            f"the attribution cache in {str(folder)!r} needs about {more / 1e9:.2f} GB more (float16 maps, "
+            f"{need / 1e9:.2f} GB in all) but the disk has {free / 1e9:.2f} GB free; free space, write the results "
+            "elsewhere (--out), or split the run across disks (--shard i/n)"
+        )
 
 
 class AttributionCache:
@@ -91,6 +118,10 @@ class AttributionCache:
             )
             os.replace(self.path, bad)
             return h5py.File(self.path, "a")
+
+    def size(self) -> int:
+        """Bytes the cache folder's files hold now (what a resumed run does not write again)."""
+        return sum(p.stat().st_size for p in self.folder.glob("*.h5") if p.is_file())
 
     def close(self) -> None:
         for f in [self._h5, *self._readers.values()]:

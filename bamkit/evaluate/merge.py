@@ -70,6 +70,8 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         "provenance": _provenance(suite, metas),
         "seconds": sum(m.get("seconds", 0.0) for m in metas),
         "timings": [t for m in metas for t in m.get("timings", [])],
+        # the maps this evaluation keeps in results/cache (float16 at each model's input side; sums over shards)
+        "cache_bytes": sum(m.get("cache_bytes", 0) for m in metas),
         "execution": next((m["execution"] for m in metas if m.get("execution")), None),
         "concept": concept.get("details", {}),
         "findings": check_findings(summary, {m.label: m.name for m in suite.methods}),

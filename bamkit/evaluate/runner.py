@@ -29,7 +29,14 @@ from torch import nn
 from bamkit.errors import DataError
 from bamkit.evaluate import execution
 from bamkit.evaluate import methods as methods_mod
-from bamkit.evaluate.cache import FLAG_CONSTANT, FLAG_NONFINITE, AttributionCache, model_token
+from bamkit.evaluate.cache import (
+    FLAG_CONSTANT,
+    FLAG_NONFINITE,
+    AttributionCache,
+    check_room,
+    map_bytes,
+    model_token,
+)
 from bamkit.evaluate.legs import Leg, plan_legs
 from bamkit.evaluate.stability import run_stability_leg
 from bamkit.evaluate.suite import Suite
@@ -364,10 +371,21 @@ class ShardRunner:
             prediction=lm.meta.class_names[int(e.prediction[i])],
         )
 
+    def cache_bytes(self) -> int:
+        """What this shard's maps take in the cache (:func:`map_bytes` over its legs; stability legs cache none)."""
+        legs = [(leg, leg.shard(self.index, self.count)) for leg in self.legs if leg.scenario != "stability"]
+        return sum(
+            map_bytes(len(p.rows), self.models[leg.role].meta.preprocess.input_size, len(self.methods),
+                      len(leg.reducers))
+            for leg, p in legs
+        )  # fmt: skip
+
     def run(self) -> pd.DataFrame:
         """All legs of this shard as one tidy per-image DataFrame."""
         frames: list[pd.DataFrame] = []
         self.timings: list[dict] = []
+        self.cache_estimate = self.cache_bytes()
+        check_room(self.cache.folder, self.cache_estimate, self.cache.size())
         for leg in self.legs:
             part = leg.shard(self.index, self.count)
             if len(part.rows):

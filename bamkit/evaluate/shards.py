@@ -84,6 +84,7 @@ def run_shard(
         "seconds": time.perf_counter() - t0,
         "skipped": skipped,
         "timings": timings,
+        "cache_bytes": runner.cache_estimate,
         "execution": execution,
         "concept": concept,
         "models": {
