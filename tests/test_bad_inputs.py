@@ -146,9 +146,12 @@ def _models_without(role: str) -> Callable[[Path, Path], None]:
     return setup
 
 
-def _user_module(code: str) -> Callable[[Path, Path], None]:
+def _user_module(code: str, name: str = "usermaps") -> Callable[[Path, Path], None]:
+    """Write a user's attribution module into the case folder (each case its own module name: Python keeps an
+    imported module for the session)."""
+
     def setup(w: Path, t: Path) -> None:
-        (t / "usermaps.py").write_text(code)
+        (t / f"{name}.py").write_text(code)
         sys.path.insert(0, str(t))
 
     return setup
@@ -332,6 +335,17 @@ CASES = [
         2,
         ["usermaps:boom", "scenario 'mcs'", "rows", "ZeroDivisionError"],
         _user_module("def boom(model, inputs, target):\n    return 1 / 0\n"),
+    ),
+    Case(
+        "device out of memory",
+        [*EVP, "--method", "oommaps:big"],
+        2,
+        ["out of memory", "execution.sample_batch_size=", "lower"],
+        _user_module(
+            "import torch\ndef big(model, inputs, target):\n"
+            "    raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')\n",
+            "oommaps",
+        ),
     ),
     Case(
         "corrupt compressed chunk",

@@ -59,3 +59,15 @@ def measure_fidelity(rec: dict[str, Any], model, x, target, methods: dict[str, A
     rho = fidelity(model, x[:k], target[:k], methods, opts, seeds=seeds[:k])
     rec["fidelity"] = {"images": k, "spearman": rho}
     log.info("evaluate: %s maps vs fp32 (Spearman, %d images): %s", opts.precision, k, rho)
+
+
+def out_of_memory(e, device: torch.device | str, scenario: str, error: BaseException) -> str:
+    """One line for a device out of memory: the settings that decide the memory a pass holds, and which to lower.
+    ``e`` is the suite's ``execution`` section."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"out of memory on {device} in scenario {scenario!r} with execution.sample_batch_size={e.sample_batch_size} "
+        f"(precision {e.precision}, batch_size {e.batch_size}): {first}; lower execution.sample_batch_size in the "
+        "suite (each pass keeps that many samples' activations for the backward; 64 suits a 16 GB GPU at 224 px), "
+        "or keep precision: auto (bf16 on a GPU halves it)"
+    )

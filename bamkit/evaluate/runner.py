@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bamkit.errors import DataError
+from bamkit.errors import ConfigError, DataError
 from bamkit.evaluate import execution
 from bamkit.evaluate import methods as methods_mod
 from bamkit.evaluate.cache import (
@@ -184,9 +184,11 @@ class ShardRunner:
         if not missing:
             return
         seeds = attribution_seeds(self.seed, leg.role, leg.set, rows)
-        execution.measure_fidelity(self.exec_record, lm.module, x, target, missing, seeds, self.opts)
         try:
+            execution.measure_fidelity(self.exec_record, lm.module, x, target, missing, seeds, self.opts)
             attrs = _attribute(lm.module, x, target, missing, seeds, self.opts)
+        except torch.cuda.OutOfMemoryError as e:  # the settings' fault, not a method's: say which to lower
+            raise ConfigError(execution.out_of_memory(self.execution, x.device, leg.scenario, e)) from e
         except Exception as e:  # a method's own failure (a user's callable, a plug-in): name what and where
             culprit = _culprit(lm.module, x, target, missing, seeds, self.opts)
             raise DataError(
