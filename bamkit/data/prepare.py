@@ -134,7 +134,7 @@ def _select(
                     if filled[c] == 0 and missing >= len(cands):  # a wrong folder, not too few images
                         example = (skips.examples.get(MISSING) or ["?"])[0]
                         raise DataError(
-                            f"none of the {len(cands)} {kind} files of {names[c]!r} exists (e.g. {example}); "
+                            f"none of the {len(cands)} {kind.rstrip('s')} files of {names[c]!r} exists (e.g. {example}); "
                             f"the folder is wrong: check {folder or 'the sources folder'}"
                         )
                     raise DataError(
