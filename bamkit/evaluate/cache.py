@@ -31,6 +31,7 @@ from bamkit.errors import DataError
 log = logging.getLogger(__name__)
 
 FLAG_CONSTANT, FLAG_NONFINITE = 1, 2
+MAP_DTYPE = np.float16
 _FIELDS = {"row": np.int64, "prediction": np.int64, "target": np.int64, "logit": np.float32, "flag": np.uint8}
 
 
@@ -58,14 +59,14 @@ def group_name(model_hash: str, set_name: str, method_key: str, reducer: str) ->
     return f"{model_token(model_hash)}/{set_name}/{method_key}/{reducer}"
 
 
-# per cached row beside its map: row (int64), prediction, target (int64), logit (float32), flag (uint8)
-ROW_BYTES = 8 + 8 + 8 + 4 + 1
+# per cached row beside its map: the row-aligned fields
+ROW_BYTES = sum(np.dtype(dt).itemsize for dt in _FIELDS.values())
 
 
 def map_bytes(rows: int, side: int, methods: int, reducers: int) -> int:
     """Bytes ``rows`` images add to the cache: one float16 ``side``×``side`` map per method and reducer, plus the
     per-row fields. At the paper's scale (ResNet-50, 224 px) a map is 100 KB."""
-    return rows * methods * reducers * (2 * side * side + ROW_BYTES)
+    return rows * methods * reducers * (np.dtype(MAP_DTYPE).itemsize * side * side + ROW_BYTES)
 
 
 def check_room(folder: Path, need: int, have: int) -> None:
@@ -225,8 +226,8 @@ class AttributionCache:
                 "map",
                 shape=(0, h, w),
                 maxshape=(None, h, w),
-                dtype=np.float16,
-                chunks=(max(1, min(64, 2**20 // (2 * h * w))), h, w),
+                dtype=MAP_DTYPE,
+                chunks=(max(1, min(64, 2**20 // (np.dtype(MAP_DTYPE).itemsize * h * w))), h, w),
             )
             for key, dt in _FIELDS.items():
                 g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
@@ -235,7 +236,7 @@ class AttributionCache:
         if g["map"].shape[1:] != maps.shape[1:]:
             raise ValueError(f"cache.write: {name} holds {g['map'].shape[1:]} maps, got {maps.shape[1:]}")
         data = {
-            "map": maps.astype(np.float16),
+            "map": maps.astype(MAP_DTYPE),
             "row": rows,
             "prediction": prediction,
             "target": target,

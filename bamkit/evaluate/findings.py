@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bamkit.metrics.registry import direction
 from bamkit.published import BAM_SALIENCY
 
 GC, VG, GB = "gradcam", "vanilla_gradient", "guided_backprop"
@@ -42,17 +43,19 @@ class Board:
         by = dict(zip(d["method"], d["value"].astype(float)))
         return {n: by[lab] for n, lab in self.names.items() if lab in by and math.isfinite(by[lab])}
 
-    def ranks(self, metric: str, higher: bool = True) -> dict[str, int]:
+    def ranks(self, metric: str) -> dict[str, int]:
+        """Registered name -> rank on ``metric``, in the metric's own direction (the registry's)."""
         v = pd.Series(self.values(metric))
+        higher = direction(metric)
         return {} if v.empty else v.rank(ascending=not higher, method="min").astype(int).to_dict()
 
     def labelled(self, d: dict[str, Any]) -> dict[str, Any]:
         return {self.names[k]: v for k, v in d.items()}
 
 
-def _top(metric: str, methods: tuple[str, ...], k: int, higher: bool = True):
+def _top(metric: str, methods: tuple[str, ...], k: int):
     def check(b: Board):
-        r = b.ranks(metric, higher)
+        r = b.ranks(metric)
         if not all(m in r for m in methods) or len(r) < 4:
             return None, {"ranks": b.labelled(r)}
         return all(r[m] <= k for m in methods), {"ranks": b.labelled(r), "of": len(r)}
@@ -101,7 +104,7 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         8,
         "App. C: GradCAM and Vanilla Gradient have the two lowest relative attribution changes (BAM Fig. 11)",
-        _top("attribution_change", (GC, VG), 2, higher=False),
+        _top("attribution_change", (GC, VG), 2),
     ),
 )
 

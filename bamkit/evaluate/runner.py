@@ -373,31 +373,31 @@ class ShardRunner:
             prediction=lm.meta.class_names[int(e.prediction[i])],
         )
 
-    def cache_bytes(self) -> int:
-        """What this shard's maps take in the cache (:func:`map_bytes` over its legs; stability legs cache none)."""
-        legs = [(leg, leg.shard(self.index, self.count)) for leg in self.legs if leg.scenario != "stability"]
+    def cache_bytes(self, parts: list[Leg]) -> int:
+        """What this shard's legs ``parts`` put in the cache (:func:`map_bytes`; stability legs cache none)."""
         return sum(
-            map_bytes(len(p.rows), self.models[leg.role].meta.preprocess.input_size, len(self.methods),
-                      len(leg.reducers))
-            for leg, p in legs
+            map_bytes(len(p.rows), self.models[p.role].meta.preprocess.input_size, len(self.methods),
+                      len(p.reducers))
+            for p in parts
+            if p.scenario != "stability"
         )  # fmt: skip
 
     def run(self) -> pd.DataFrame:
         """All legs of this shard as one tidy per-image DataFrame."""
         frames: list[pd.DataFrame] = []
         self.timings: list[dict] = []
-        self.cache_estimate = self.cache_bytes()
+        parts = [leg.shard(self.index, self.count) for leg in self.legs]
+        self.cache_estimate = self.cache_bytes(parts)
         check_room(self.cache.folder, self.cache_estimate, self.cache.size())
-        for leg in self.legs:
-            part = leg.shard(self.index, self.count)
+        for part in parts:
             if len(part.rows):
                 t0 = time.perf_counter()
                 frames.extend(self.run_leg(part))
                 self.timings.append(
                     {
-                        "scenario": leg.scenario,
-                        "model": leg.role,
-                        "set": leg.set,
+                        "scenario": part.scenario,
+                        "model": part.role,
+                        "set": part.set,
                         "images": int(len(part.rows)),
                         "seconds": time.perf_counter() - t0,
                     }
@@ -407,9 +407,13 @@ class ShardRunner:
         return sort_per_image(pd.concat(frames, ignore_index=True))
 
 
+# the columns that identify a row of the per-image table (its sort order; the report checks them)
+PER_IMAGE_KEYS = ("scenario", "model", "set", "method", "image")
+
+
 def sort_per_image(df: pd.DataFrame) -> pd.DataFrame:
     """The canonical row order of the per-image table (identical for sharded and unsharded runs)."""
     if df.empty:
         return df
-    keys = ["scenario", "model", "set", "method", "image"] + [c for c in ("protocol", "level") if c in df]
+    keys = [*PER_IMAGE_KEYS] + [c for c in ("protocol", "level") if c in df]
     return df.sort_values(keys, kind="stable").reset_index(drop=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bamkit.errors import DataError
+from bamkit.evaluate.pairs import COLUMNS as PAIR_COLUMNS
+from bamkit.evaluate.runner import PER_IMAGE_KEYS
 
 
 def load_summary(results: Path) -> dict[str, Any]:
@@ -35,11 +37,8 @@ def load_summary(results: Path) -> dict[str, Any]:
     return s
 
 
-# The columns every per-image / per-pair table of the evaluate stage has (bamkit.evaluate.merge).
-_TABLE_COLUMNS = {
-    "per_image.csv": ("scenario", "model", "set", "image", "method"),
-    "per_pair.csv": ("scenario", "metric", "method", "pair", "value", "included"),
-}
+# The columns every per-image / per-pair table of the evaluate stage has, as the evaluate stage declares them.
+_TABLE_COLUMNS = {"per_image.csv": PER_IMAGE_KEYS, "per_pair.csv": tuple(PAIR_COLUMNS)}
 
 
 def _check_tables(results: Path) -> None:

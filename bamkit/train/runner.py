@@ -58,13 +58,17 @@ def _quiet_lightning():
             logging.getLogger(n).setLevel(lv)
 
 
+def _on_gpu(cfg: TrainConfig) -> bool:
+    """Whether the trainer will run on a GPU: what the ``auto`` settings below are decided by."""
+    return cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def _precision(cfg: TrainConfig) -> str:
     t = cfg.trainer
     if t.precision != "auto":
         return t.precision
-    on_gpu = t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     # bf16 autocast on GPUs that support it (SPEC §4.7 trains in fp32 on TF; bf16 keeps fp32's range).
-    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if _on_gpu(cfg) and torch.cuda.is_bf16_supported() else "32-true"
 
 
 def _channels_last(cfg: TrainConfig) -> bool:
@@ -72,7 +76,7 @@ def _channels_last(cfg: TrainConfig) -> bool:
     t = cfg.trainer
     if t.channels_last != "auto":
         return bool(t.channels_last)
-    return t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return _on_gpu(cfg)
 
 
 def _state_dir(out: Path, cfg: TrainConfig, data_hash: str) -> Path:
