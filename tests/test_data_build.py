@@ -22,7 +22,7 @@ from bamkit.data.build import build_dataset
 from bamkit.data.h5 import BamFile
 from bamkit.data.inspect import inspect_file
 from bamkit.data.plan import commonality_classes
-from bamkit.errors import DataError
+from bamkit.errors import ConfigError, DataError
 from bamkit.testing.data import make_sources, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +239,52 @@ def test_inspect_checks_delta_patch_set(built, tmp_path, outside):
     rep = inspect_file(p)
     assert rep.passed != outside
     assert ("derived" in {c for c, _ in rep.failures}) == outside
+
+
+def test_commonality_extra_scenes(sources, tmp_path):
+    """``commonality_images_per_class`` > ``images_per_pair``: X^k keeps the pairs' rows (same pixels, same
+    split) and adds training scenes i >= n whose dogs are training instances; ``dog_bamboo_forest`` equals the
+    dog-in-bamboo-forest validation composites of obj_scene."""
+    recipe = tiny_recipe(
+        sources,
+        k_values=[0.1, 1.0],
+        commonality_images_per_class=12,
+        sets=["obj_scene", "scene_only", "commonality", "dog_bamboo_forest"],
+    )
+    n, nk, n_val, nS = recipe.images_per_pair, 12, recipe.n_val, len(recipe.scenes)
+    path = build_dataset(recipe, tmp_path / "extra.h5", workers=1)
+    rep = inspect_file(path)
+    assert rep.passed, rep.failures
+    with BamFile(path) as bf:
+        os_ = bf["obj_scene"]
+        for k in (0.1, 1.0):
+            v = bf[f"commonality/k{k:.1f}"]
+            assert len(v) == nS * nk and v.attrs["n_per_class"] == nk
+            rows = np.arange(nS * nk)
+            i = rows % nk
+            split, pidx = v.read("split"), v.read("pair_index")
+            # validation = the pairs' validation scenes exactly; the extra scenes are training images
+            assert (split == ((i >= n - n_val) & (i < n))).all()
+            assert ((pidx == -1) == (i >= n)).all()
+            assert (v.read("scene_label") == rows // nk).all()
+            ids = v.read("source_object")
+            src = os_.read("source_object")
+            dog_rows = os_.read("object_label") == 2
+            train_dogs = {tuple(x) for x in src[dog_rows & (os_.read("split") == 0)]}
+            val_dogs = {tuple(x) for x in src[dog_rows & (os_.read("split") == 1)]}
+            extra = (i >= n) & (v.read("object_label") == 2)
+            assert extra.any() and all(tuple(x) in train_dogs for x in ids[extra])
+            assert not any(tuple(x) in val_dogs for x in ids[split == 0] if x[0] >= 0)
+            # an extra dog is placed anew (its own hash), not a copy of an obj_scene composite
+            assert v.read("masks")[extra].reshape(extra.sum(), -1).any(axis=1).all()
+        scenes = v.read("source_scene")
+        assert len({s for s in scenes[(i >= n) & (v.read("scene_label") == 0)]}) == nk - n  # new scene files
+        d = bf["dog_bamboo_forest"]
+        assert len(d) == n_val and d.attrs["object"] == "dog" and d.attrs["scene"] == "bamboo_forest"
+        assert (d.read("scene_label") == 0).all() and (d.read("split") == 1).all()
+        assert (d.read("images") == os_.read("images", d.read("pair_index"))).all()
+
+
+def test_commonality_images_per_class_must_cover_the_pairs(sources):
+    with pytest.raises(ConfigError, match="commonality_images_per_class.*>= images_per_pair"):
+        tiny_recipe(sources, commonality_images_per_class=4)

@@ -19,7 +19,8 @@ def test_shipped_recipes_load(name):
     r = load_recipe(ROOT / "data_recipes" / f"{name}.yaml")
     assert r.objects[r.objects.index("dog")] == r.common_feature == "dog"
     assert r.always_scene == "bamboo_forest"
-    assert len(r.set_names()) == 5 + len(r.k_values)
+    # the five BAM sets + X^k + dog_bamboo_forest (the demo suite's relative-MCS images)
+    assert len(r.set_names()) == 6 + len(r.k_values) and "dog_bamboo_forest" in r.sets
     assert r.sources.coco_annotations.is_absolute()
 
 

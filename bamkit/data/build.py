@@ -76,12 +76,13 @@ def _set_attrs(plan: Plan, group: Group, name: str) -> dict[str, Any]:
     if name.startswith("commonality/"):
         classes = plan.commonality[name]
         attrs.update(
+            n_per_class=r.n_commonality,  # scene images per class: the pairs' n, then extra training scenes
             k=float(name.split("/k")[1]),
             common_feature=r.common_feature,
             feature_scenes=[r.scenes[c] for c in classes],
             feature_scene_labels=list(classes),
         )
-    elif name in ("dog_bedroom", "bamboo_forest"):
+    elif name in ("dog_bedroom", "bamboo_forest", "dog_bamboo_forest"):
         scene = r.contrast_scene if name == "dog_bedroom" else r.always_scene
         attrs.update(object=r.common_feature, scene=scene)
     elif name == "obj_gray":
@@ -230,7 +231,7 @@ def estimated_bytes(plan: Plan) -> int:
     pixels = r.size * r.size
     per_row = pixels * 3 * (0.72 if r.compress_images else 1.0) + pixels / 8 + 64
     rows = sum(g.n_rows * len(g.sets) for g in plan.groups)
-    cache = (len(r.objects) + len(r.scenes)) * r.images_per_pair * pixels * 4
+    cache = (len(r.objects) * r.images_per_pair + len(r.scenes) * r.n_scene_images) * pixels * 4
     return int(rows * per_row + cache)
 
 

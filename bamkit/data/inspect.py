@@ -11,7 +11,7 @@ Checks, each streamed over row blocks so memory stays bounded:
   value outside, identical masks, boxes and pair indices;
 * ``commonality``: rows with the common feature equal their ``obj_scene`` row, rows without it their
   ``scene_only`` row; only the recorded classes carry it;
-* ``derived``: ``dog_bedroom`` rows equal their ``obj_scene`` rows, ``bamboo_forest`` rows their ``scene_only``
+* ``derived``: ``dog_bedroom`` and ``dog_bamboo_forest`` rows equal their ``obj_scene`` rows, ``bamboo_forest`` rows their ``scene_only``
   rows (mask included); ``bamboo_forest_patch`` differs from ``bamboo_forest`` only inside the masks.
 """
 
@@ -171,7 +171,7 @@ def _check_rows(rep: InspectReport, view: SetView, recipe: dict[str, Any]) -> di
         )
     if n_pair and n_val:
         index = view.read("object_index") if "object_index" in has else pidx % n_pair
-        expected = (index >= n_pair - n_val).astype(np.uint8)
+        expected = ((index >= n_pair - n_val) & (index < n_pair)).astype(np.uint8)  # i >= n: extra X^k scenes
         bad = expected != split
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
@@ -282,7 +282,8 @@ def _check_against(rep: InspectReport, bf: BamFile, name: str, check: str) -> No
                 rep.fail(
                     check, f"{name}: row {_first_bad(bad, sl)} carries the feature iff its class is recorded"
                 )
-        for src, sel in (("obj_scene", obj >= 0), ("scene_only", obj < 0)):
+        paired = pidx >= 0  # a commonality set's extra training scenes (pair_index -1) have no pair to match
+        for src, sel in (("obj_scene", (obj >= 0) & paired), ("scene_only", (obj < 0) & paired)):
             if not sel.any() or not bf.has(src):
                 continue
             ref = bf[src]
@@ -345,7 +346,7 @@ def inspect_file(path: str | Path) -> InspectReport:
             for name in bf.sets():
                 if name.startswith("commonality/"):
                     _check_against(rep, bf, name, "commonality")
-                elif name in ("dog_bedroom", "bamboo_forest"):
+                elif name in ("dog_bedroom", "bamboo_forest", "dog_bamboo_forest"):
                     _check_against(rep, bf, name, "derived")
             _check_patch(rep, bf)
     return rep

@@ -8,7 +8,7 @@ of each pair (SPEC §4.4), so no object instance or scene image crosses the spli
 A row is described by ``(o, s, i)`` and a *kind*:
 
 * ``COMPOSITE`` — object o pasted into scene image (s, i) (``obj_scene``, dog rows of the commonality sets,
-  ``dog_bedroom``);
+  ``dog_bedroom``, ``dog_bamboo_forest``);
 * ``SCENE_PAIRED`` — the scene image without the object but with the paired composite's mask and box
   (``scene_only``, ``bamboo_forest``); ``object_label`` is -1 because no object is visible, ``paired_object``
   names the object whose mask it carries;
@@ -37,7 +37,8 @@ class Group:
     """Sets that share one row layout and are composed together, chunk by chunk.
 
     Attributes:
-        name: ``"pairs"`` (obj_scene, scene_only, obj_gray), a commonality set, ``dog_bedroom``, ``bamboo_forest``.
+        name: ``"pairs"`` (obj_scene, scene_only, obj_gray), a commonality set, ``dog_bedroom``, ``bamboo_forest``,
+            ``dog_bamboo_forest``.
         sets: set name -> kind of its rows (-1: the kind varies by row, see :meth:`Plan.kinds`).
         n_rows: rows of every set in the group.
     """
@@ -76,8 +77,9 @@ class Plan:
         return len(self.recipe.scenes)
 
     def pair_index(self, o: np.ndarray, s: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Row of composite (o, s, i) in ``obj_scene`` (and ``scene_only``, ``obj_gray``)."""
-        return ((o * self.n_scenes + s) * self.n + i).astype(np.int32)
+        """Row of composite (o, s, i) in ``obj_scene`` (and ``scene_only``, ``obj_gray``); -1 for a commonality
+        set's extra scene (``i >= n``), which has no pair."""
+        return np.where(i < self.n, (o * self.n_scenes + s) * self.n + i, -1).astype(np.int32)
 
     def rows(self, group: Group, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(o, s, i)`` int arrays of rows ``start … stop-1`` of ``group``."""
@@ -88,9 +90,17 @@ class Plan:
         if group.name == "pairs":
             return r // (nS * n), (r // n) % nS, r % n
         if group.name.startswith("commonality/"):
-            return np.full_like(r, dog), r // n, r % n
+            nk = self.recipe.n_commonality
+            return np.full_like(r, dog), r // nk, r % nk
         scene = self.recipe.contrast_scene if group.name == "dog_bedroom" else self.recipe.always_scene
         return np.full_like(r, dog), np.full_like(r, self.recipe.scenes.index(scene)), val0 + r
+
+    def object_instance(self, i: np.ndarray) -> np.ndarray:
+        """Object instance pasted into scene image ``i``: instance ``i`` for the pairs' images (BAM: instance i
+        into scene i); a commonality set's extra training scene ``i >= n`` reuses a *training* instance,
+        ``(i - n) mod (n - n_val)``, so validation objects stay unseen in training."""
+        n, n_train = self.n, self.n - self.recipe.n_val
+        return np.where(i < n, i, (i - n) % n_train)
 
     def kinds(self, group: Group, set_name: str, s: np.ndarray) -> np.ndarray:
         """The kind of each row of ``set_name`` (rows given by their scene indices ``s``)."""
@@ -101,8 +111,9 @@ class Plan:
         return np.where(with_dog, COMPOSITE, SCENE_PLAIN).astype(np.int8)
 
     def split(self, i: np.ndarray) -> np.ndarray:
-        """0 train / 1 val: the last ``n_val`` indices of each pair are validation (SPEC §4.4)."""
-        return (i >= self.n - self.recipe.n_val).astype(np.uint8)
+        """0 train / 1 val: the last ``n_val`` indices of each pair are validation (SPEC §4.4); a commonality
+        set's extra scenes (``i >= n``) are training images."""
+        return ((i >= self.n - self.recipe.n_val) & (i < self.n)).astype(np.uint8)
 
 
 def commonality_classes(recipe: Recipe) -> dict[str, tuple[int, ...]]:
@@ -140,11 +151,13 @@ def make_plan(recipe: Recipe) -> Plan:
     if "commonality" in recipe.sets:
         for k in recipe.k_values:
             name = commonality_name(k)
-            groups.append(Group(name, {name: -1}, nS * n))
+            groups.append(Group(name, {name: -1}, nS * recipe.n_commonality))
     if "dog_bedroom" in recipe.sets:
         groups.append(Group("dog_bedroom", {"dog_bedroom": COMPOSITE}, recipe.n_val))
     if "bamboo_forest" in recipe.sets:
         groups.append(Group("bamboo_forest", {"bamboo_forest": SCENE_PAIRED}, recipe.n_val))
+    if "dog_bamboo_forest" in recipe.sets:
+        groups.append(Group("dog_bamboo_forest", {"dog_bamboo_forest": COMPOSITE}, recipe.n_val))
     return Plan(recipe=recipe, commonality=common, groups=tuple(groups))
 
 
@@ -157,10 +170,11 @@ def choose_sources(recipe: Recipe, coco, places, scene_filter) -> SourceChoice:
         scene_filter: a :class:`bamkit.data.filters.SceneFilter`.
 
     Raises:
-        DataError: a class has fewer usable candidates than ``images_per_pair``; the message lists every such
-            class with how many exist and how many are needed.
+        DataError: an object class has fewer usable candidates than ``images_per_pair`` or a scene class fewer
+            than :attr:`Recipe.n_scene_images`; the message lists every such class with how many exist and how
+            many are needed.
     """
-    n = recipe.images_per_pair
+    n, n_scene = recipe.images_per_pair, recipe.n_scene_images
     short: list[str] = []
     objects = {}
     for name in recipe.objects:
@@ -171,7 +185,7 @@ def choose_sources(recipe: Recipe, coco, places, scene_filter) -> SourceChoice:
     for name in recipe.scenes:
         files = places.files(name)
         scenes[name] = scene_filter.keep(name, files, places.load)
-        if len(scenes[name]) < n:
+        if len(scenes[name]) < n_scene:
             dropped = len(files) - len(scenes[name])
             extra = f" ({dropped} removed by the scene filter)" if dropped else ""
             short.append(f"scene {name!r}: {len(scenes[name])} images{extra}")
@@ -188,7 +202,14 @@ def choose_sources(recipe: Recipe, coco, places, scene_filter) -> SourceChoice:
         raise DataError(
             f"too few source images for images_per_pair={n}: "
             + "; ".join(short)
-            + f"; {n} are needed per class — lower images_per_pair (--images-per-pair)"
+            + f"; {n} are needed per object class"
+            + (
+                f" and {n_scene} per scene class (commonality_images_per_class={n_scene})"
+                if n_scene > n
+                else " and scene class"
+            )
+            + " — lower images_per_pair (--images-per-pair)"
+            + (" or commonality_images_per_class" if n_scene > n else "")
             + (" or min_object_area" if recipe.min_object_area > 0 else "")
             + ", or point the recipe at larger sources"
         )

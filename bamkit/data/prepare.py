@@ -182,8 +182,8 @@ def prepare_sources(
         coco: the :class:`~bamkit.sources.coco.CocoObjects` the candidates came from.
         choice: candidates per class from :func:`bamkit.data.plan.choose_sources`.
         cache: the HDF5 cache to write (datasets ``obj_rgba`` (nO, n, M, M, 4), ``obj_hw`` / ``obj_src_hw``
-            (nO, n, 2), ``obj_ids`` (nO, n, 2), ``obj_files`` (nO, n), ``scenes`` (nS, n, S, S, 3),
-            ``scene_files`` (nS, n)).
+            (nO, n, 2), ``obj_ids`` (nO, n, 2), ``obj_files`` (nO, n), ``scenes`` (nS, n', S, S, 3),
+            ``scene_files`` (nS, n') with n' = :attr:`Recipe.n_scene_images`).
         workers: decoding processes (when ``pool`` is not given).
         pool: an open pool whose workers ran :func:`init_worker` with :func:`init_args` (the builder shares
             one pool between decoding and composing); :func:`write_subset` must have written the subset.
@@ -191,7 +191,7 @@ def prepare_sources(
     Returns:
         a summary: skip counts of objects and scenes, and the skipped files by reason.
     """
-    n, size = recipe.images_per_pair, recipe.size
+    n, n_scene, size = recipe.images_per_pair, recipe.n_scene_images, recipe.size
     max_side = recipe.size_range[1] - 1
     nO, nS = len(recipe.objects), len(recipe.scenes)
     if pool is None:
@@ -203,7 +203,7 @@ def prepare_sources(
     # every skipped file is named in the provenance (bounded: at most SKIPS_NAMED per reason)
     obj_skips, scene_skips = SkipCounter(keep_examples=SKIPS_NAMED), SkipCounter(keep_examples=SKIPS_NAMED)
     obj_files: list[list[str]] = [[""] * n for _ in range(nO)]
-    scene_files: list[list[str]] = [[""] * n for _ in range(nS)]
+    scene_files: list[list[str]] = [[""] * n_scene for _ in range(nS)]
     with h5py.File(tmp, "w") as f:
         # Contiguous (not chunked): a worker reads a run of items of one class with a single read.
         rgba = f.create_dataset("obj_rgba", (nO, n, max_side, max_side, 4), np.uint8)
@@ -228,13 +228,13 @@ def prepare_sources(
             obj_files[o][i] = fname
         for name, table in (("obj_hw", hw), ("obj_src_hw", src_hw), ("obj_ids", ids)):
             f.create_dataset(name, data=table)
-        scenes = f.create_dataset("scenes", (nS, n, size, size, 3), np.uint8)
+        scenes = f.create_dataset("scenes", (nS, n_scene, size, size, 3), np.uint8)
         scene_c = [[str(p) for p in choice.scenes[name]] for name in recipe.scenes]
         for s, i, path, arr in _select(
             "scenes",
             scene_c,
             list(recipe.scenes),
-            n,
+            n_scene,
             _decode_scenes,
             pool,
             scene_skips,

@@ -19,7 +19,15 @@ from bamkit.classes import ALWAYS_SCENE, BAM_OBJECTS, BAM_SCENES, COMMON_FEATURE
 from bamkit.config import dump_yaml, from_dict, load_yaml, to_dict
 from bamkit.errors import ConfigError
 
-SET_KINDS = ("obj_scene", "scene_only", "obj_gray", "commonality", "dog_bedroom", "bamboo_forest")
+SET_KINDS = (
+    "obj_scene",
+    "scene_only",
+    "obj_gray",
+    "commonality",
+    "dog_bedroom",
+    "bamboo_forest",
+    "dog_bamboo_forest",
+)
 DEFAULT_K = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # BAM's paste size: the larger relative side becomes a random int in [int(S/sqrt 3), int(S/sqrt 2)) (SPEC §4.3).
 DEFAULT_SCALE = (1.0 / math.sqrt(3.0), 1.0 / math.sqrt(2.0))
@@ -76,6 +84,7 @@ class Recipe:
     always_scene: str = ALWAYS_SCENE
     contrast_scene: str = "bedroom"
     k_values: tuple[float, ...] = DEFAULT_K
+    commonality_images_per_class: int | None = None
     scale_range: tuple[float, float] = DEFAULT_SCALE
     min_object_area: float = 0.0
     scene_filter: SceneFilterSpec = field(default_factory=SceneFilterSpec)
@@ -92,6 +101,25 @@ class Recipe:
     def n_val(self) -> int:
         """Validation images per pair: the last ``n_val`` indices (BAM: 100 of 1,000, SPEC §4.4)."""
         return int(round(self.images_per_pair * self.val_fraction))
+
+    @property
+    def n_commonality(self) -> int:
+        """Scene images per class in each commonality set X^k (BAM: 1,000, the same as ``images_per_pair``).
+
+        Images ``0 … images_per_pair − 1`` are the pairs' scene images (same split); a larger
+        ``commonality_images_per_class`` adds training scenes ``images_per_pair …`` to the X^k sets only, so a
+        small recipe can give its k-models enough scenes to learn them besides the dog (see data_recipes/demo.yaml).
+        """
+        return self.commonality_images_per_class or self.images_per_pair
+
+    @property
+    def n_scene_images(self) -> int:
+        """Scene images the build reads per class: the pairs' and the commonality sets' extra ones."""
+        return (
+            max(self.images_per_pair, self.n_commonality)
+            if "commonality" in self.sets
+            else self.images_per_pair
+        )
 
     @property
     def size_range(self) -> tuple[int, int]:
@@ -157,6 +185,16 @@ def _validate(r: Recipe) -> None:
     for key in ("always_scene", "contrast_scene"):
         if getattr(r, key) not in r.scenes:
             _fail(key, getattr(r, key), f"one of scenes {list(r.scenes)}")
+    if r.commonality_images_per_class is not None and not (
+        isinstance(r.commonality_images_per_class, int)
+        and r.commonality_images_per_class >= r.images_per_pair
+    ):
+        _fail(
+            "commonality_images_per_class",
+            r.commonality_images_per_class,
+            f"null or an integer >= images_per_pair ({r.images_per_pair}): the X^k sets hold the pairs' scene "
+            "images plus extra training scenes",
+        )
     if not r.k_values or len(set(r.k_values)) != len(r.k_values):
         _fail("k_values", list(r.k_values), "a non-empty list of distinct fractions in (0, 1]")
     for k in r.k_values:
@@ -217,7 +255,7 @@ def apply_smoke(recipe: Recipe) -> Recipe:
         return recipe
     n = min(recipe.images_per_pair, SMOKE_IMAGES_PER_PAIR)
     val = recipe.val_fraction if round(n * recipe.val_fraction) >= 1 else 0.25
-    return dataclasses.replace(recipe, images_per_pair=n, val_fraction=val)
+    return dataclasses.replace(recipe, images_per_pair=n, val_fraction=val, commonality_images_per_class=None)
 
 
 def recipe_from_dict(

@@ -86,10 +86,10 @@ def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes | np.ndarr
     ids = np.full((m, 2), -1, np.int64)
     rows_p = np.flatnonzero(placed)
     if rows_p.size:
-        op, ip = o[rows_p], i[rows_p]
+        op, ip = o[rows_p], plan.object_instance(i[rows_p])
         objects = _gather(c["obj_rgba"], op, ip)
-        y0, x0, h, w = draw_placements(
-            row_hash(r.seed, op, s[rows_p], ip), c["obj_src_hw"][op, ip], size, r.size_range
+        y0, x0, h, w = draw_placements(  # hashed by the scene image i: an extra scene gets its own placement
+            row_hash(r.seed, op, s[rows_p], i[rows_p]), c["obj_src_hw"][op, ip], size, r.size_range
         )
         boxes[rows_p] = np.stack([y0, x0, y0 + h, x0 + w], axis=1)
         ids[rows_p] = c["obj_ids"][op, ip]

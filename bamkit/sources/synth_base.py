@@ -38,7 +38,12 @@ SCALES: dict[str, SynthScale] = {
         objects_per_class=12, distractor_images=3, scenes_train=12, scenes_val=3, distractor_scenes=2
     ),
     "demo": SynthScale(
-        objects_per_class=80, distractor_images=16, scenes_train=80, scenes_val=12, distractor_scenes=6
+        # 200 scenes per class: the pairs use 80, the demo's X^k sets all 200 (commonality_images_per_class)
+        objects_per_class=80,
+        distractor_images=16,
+        scenes_train=200,
+        scenes_val=12,
+        distractor_scenes=6,
     ),
 }
 
