@@ -10,9 +10,10 @@ Checks, each streamed over row blocks so memory stays bounded:
 * ``pairing``: ``scene_only == obj_scene`` outside the mask, ``obj_gray == obj_scene`` inside it and the gray
   value outside, identical masks, boxes and pair indices;
 * ``commonality``: rows with the common feature equal their ``obj_scene`` row, rows without it their
-  ``scene_only`` row; only the recorded classes carry it;
-* ``derived``: ``dog_bedroom`` and ``dog_bamboo_forest`` rows equal their ``obj_scene`` rows, ``bamboo_forest`` rows their ``scene_only``
-  rows (mask included); ``bamboo_forest_patch`` differs from ``bamboo_forest`` only inside the masks.
+  ``scene_only`` row (extra training scenes, ``pair_index`` -1, have none); only the recorded classes carry it;
+* ``derived``: ``dog_bedroom`` and ``dog_bamboo_forest`` rows equal their ``obj_scene`` rows, ``bamboo_forest``
+  rows their ``scene_only`` rows (mask included); ``bamboo_forest_patch`` differs from ``bamboo_forest`` only
+  inside the masks.
 """
 
 from __future__ import annotations
