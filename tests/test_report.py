@@ -68,6 +68,7 @@ def test_every_scenario_has_a_grid_and_markdown_links_exist(report):
     md = (report.parent / "report.md").read_text()
     links = re.findall(r"\]\((figures/[^)]+)\)", md)
     assert links and all((report.parent / link).is_file() for link in links)
+    assert "Relative MCS over k on dog_bedroom against" in md  # the suite's rmcs set is named
 
 
 def test_leaderboard_csv_matches_the_summary_and_places_published_values(results, report):

@@ -1,7 +1,7 @@
 """The evaluation scenarios as *legs*: one model on one set's rows (BAM §4; SPEC §3).
 
 * MCS (BAM §4.2): f_o and f_s on the same X_{o,s} val images, object masks.
-* Relative MCS (BAM Fig. 6/13): each f_k and the reference f_1.0 on ``dog_bedroom``.
+* Relative MCS (BAM Fig. 6/13): each f_k and the reference f_1.0 on ``scenarios.rmcs.set`` (BAM: ``dog_bedroom``).
 * IDR (§4.3): f_s on X_{o,s} and the paired X_{∅,s} image.
 * IIR (§4.4) and App. C: f_∅ on bamboo_forest and bamboo_forest_patch (x + δ).
 * Faithfulness (seeds): per-image RCAP, DAUC/IAUC, Dice/MAE against the object mask on one model and set.

@@ -45,7 +45,10 @@ class MCSScenario(_Scenario):
 
 @dataclass(frozen=True)
 class RMCSScenario(_Scenario):
-    """Relative MCS (BAM §4.2, Fig. 6/13): each f_k vs the reference model on ``set``; Pearson ρ vs acc. drop."""
+    """Relative MCS (BAM §4.2, Fig. 6/13): each f_k vs the reference model on ``set``; Pearson ρ vs acc. drop.
+
+    ``set``: BAM's code uses ``dog_bedroom``; ``dog_bamboo_forest`` holds the images whose accuracy drop the ρ is
+    taken against (the demo suite's choice, see evaluate/demo.yaml)."""
 
     split: Literal["val", "train", "all"] = "all"
     models: tuple[str, ...] = tuple(f"f_k{k}" for k in K_VALUES[:-1])

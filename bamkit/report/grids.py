@@ -19,7 +19,7 @@ from bamkit.report.plots import _png  # noqa: E402
 
 TITLES = {
     "mcs": "MCS: the same image under f_o (object model) and f_s (scene model) — BAM Fig. 3",
-    "rmcs": "Relative MCS: dog_bedroom under the commonality models f_k — BAM Fig. 5",
+    "rmcs": "Relative MCS: an image of the suite's set under the models f_k (BAM: dog_bedroom; Fig. 5)",
     "idr": "IDR: f_s on the image with and without the object — BAM Fig. 7",
     "iir": "IIR: f_∅ on x and x + δ (the patch inside the dog's mask) — BAM Fig. 9",
     "faithfulness": "Faithfulness scenario input (RCAP / DAUC / IAUC)",

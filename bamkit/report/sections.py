@@ -111,6 +111,14 @@ _BAM_BARS = (
 )
 
 
+def _rmcs_set(s: dict[str, Any]) -> str:
+    """The images the relative-MCS series was scored on (the suite's ``scenarios.rmcs.set``)."""
+    from bamkit.evaluate.suite import RMCSScenario
+
+    sc = (s.get("suite") or {}).get("scenarios") or {}
+    return str((sc.get("rmcs") or {}).get("set", RMCSScenario().set))
+
+
 def findings_section(doc: Doc, s: dict[str, Any]) -> None:
     """The paper's qualitative findings with this run's numbers (summary.json ``findings``); a banner for each
     one that does not reproduce."""
@@ -162,8 +170,8 @@ def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str
         doc.fig(
             "rmcs",
             plots.rmcs_figure(rm["series"], rm.get("acc_drop", {}), rho, set(s.get("concept") or {})),
-            f"Relative MCS over k against the accuracy drop ({rm.get('acc_drop_source', '')}); concept methods "
-            "(TCAV) dotted, as in BAM Fig. 6.",
+            f"Relative MCS over k on {_rmcs_set(s)} against the accuracy drop ({rm.get('acc_drop_source', '')}); "
+            "concept methods (TCAV) dotted, as in BAM Fig. 6.",
         )
         body = []
         for m in order:
