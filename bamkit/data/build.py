@@ -43,9 +43,11 @@ from bamkit.data import prepare as P
 from bamkit.data.filters import make_filter
 from bamkit.data.journal import ChunkWriter, attempt_dir, open_output, parts_dir, replay
 from bamkit.data.plan import (
+    DERIVED_SETS,
     Group,
     Plan,
     choose_sources,
+    derived_scene,
     make_plan,
 )
 from bamkit.data.pool import OrderedPool, ordered_pool
@@ -82,9 +84,8 @@ def _set_attrs(plan: Plan, group: Group, name: str) -> dict[str, Any]:
             feature_scenes=[r.scenes[c] for c in classes],
             feature_scene_labels=list(classes),
         )
-    elif name in ("dog_bedroom", "bamboo_forest", "dog_bamboo_forest"):
-        scene = r.contrast_scene if name == "dog_bedroom" else r.always_scene
-        attrs.update(object=r.common_feature, scene=scene)
+    elif name in DERIVED_SETS:
+        attrs.update(object=r.common_feature, scene=derived_scene(r, name))
     elif name == "obj_gray":
         attrs.update(gray_value=r.gray_value)
     return attrs

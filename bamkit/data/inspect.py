@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from bamkit.data.h5 import FIELDS, BamFile, SetView, row_shape
+from bamkit.data.plan import DERIVED_SETS
 
 BLOCK = 256
 
@@ -347,7 +348,7 @@ def inspect_file(path: str | Path) -> InspectReport:
             for name in bf.sets():
                 if name.startswith("commonality/"):
                     _check_against(rep, bf, name, "commonality")
-                elif name in ("dog_bedroom", "bamboo_forest", "dog_bamboo_forest"):
+                elif name in DERIVED_SETS:
                     _check_against(rep, bf, name, "derived")
             _check_patch(rep, bf)
     return rep

@@ -30,6 +30,18 @@ from bamkit.data.recipe import Recipe, commonality_name
 from bamkit.errors import DataError
 
 COMPOSITE, SCENE_PAIRED, SCENE_PLAIN, GRAY = 0, 1, 2, 3
+# The small validation sets drawn from the pairs (BAM §4.5, SPEC §4.5): name -> (the recipe key naming their
+# scene class, the kind of their rows). Each holds the dog's validation indices of that scene.
+DERIVED_SETS = {
+    "dog_bedroom": ("contrast_scene", COMPOSITE),
+    "bamboo_forest": ("always_scene", SCENE_PAIRED),
+    "dog_bamboo_forest": ("always_scene", COMPOSITE),
+}
+
+
+def derived_scene(recipe: Recipe, name: str) -> str:
+    """The scene class of derived set ``name`` (:data:`DERIVED_SETS`) in ``recipe``."""
+    return getattr(recipe, DERIVED_SETS[name][0])
 
 
 @dataclass(frozen=True)
@@ -37,8 +49,8 @@ class Group:
     """Sets that share one row layout and are composed together, chunk by chunk.
 
     Attributes:
-        name: ``"pairs"`` (obj_scene, scene_only, obj_gray), a commonality set, ``dog_bedroom``, ``bamboo_forest``,
-            ``dog_bamboo_forest``.
+        name: ``"pairs"`` (obj_scene, scene_only, obj_gray), a commonality set, or a set of
+            :data:`DERIVED_SETS`.
         sets: set name -> kind of its rows (-1: the kind varies by row, see :meth:`Plan.kinds`).
         n_rows: rows of every set in the group.
     """
@@ -92,8 +104,8 @@ class Plan:
         if group.name.startswith("commonality/"):
             nk = self.recipe.n_commonality
             return np.full_like(r, dog), r // nk, r % nk
-        scene = self.recipe.contrast_scene if group.name == "dog_bedroom" else self.recipe.always_scene
-        return np.full_like(r, dog), np.full_like(r, self.recipe.scenes.index(scene)), val0 + r
+        scene = self.recipe.scenes.index(derived_scene(self.recipe, group.name))
+        return np.full_like(r, dog), np.full_like(r, scene), val0 + r
 
     def object_instance(self, i: np.ndarray) -> np.ndarray:
         """Object instance pasted into scene image ``i``: instance ``i`` for the pairs' images (BAM: instance i
@@ -152,12 +164,9 @@ def make_plan(recipe: Recipe) -> Plan:
         for k in recipe.k_values:
             name = commonality_name(k)
             groups.append(Group(name, {name: -1}, nS * recipe.n_commonality))
-    if "dog_bedroom" in recipe.sets:
-        groups.append(Group("dog_bedroom", {"dog_bedroom": COMPOSITE}, recipe.n_val))
-    if "bamboo_forest" in recipe.sets:
-        groups.append(Group("bamboo_forest", {"bamboo_forest": SCENE_PAIRED}, recipe.n_val))
-    if "dog_bamboo_forest" in recipe.sets:
-        groups.append(Group("dog_bamboo_forest", {"dog_bamboo_forest": COMPOSITE}, recipe.n_val))
+    for name, (_, kind) in DERIVED_SETS.items():
+        if name in recipe.sets:
+            groups.append(Group(name, {name: kind}, recipe.n_val))
     return Plan(recipe=recipe, commonality=common, groups=tuple(groups))
 
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from bamkit import published as pub
+from bamkit.evaluate.suite import RMCSScenario
 from bamkit.metrics.registry import METRICS
 from bamkit.report import plots
 from bamkit.report.html import Doc, fmt
@@ -113,8 +114,6 @@ _BAM_BARS = (
 
 def _rmcs_set(s: dict[str, Any]) -> str:
     """The images the relative-MCS series was scored on (the suite's ``scenarios.rmcs.set``)."""
-    from bamkit.evaluate.suite import RMCSScenario
-
     sc = (s.get("suite") or {}).get("scenarios") or {}
     return str((sc.get("rmcs") or {}).get("set", RMCSScenario().set))
 
