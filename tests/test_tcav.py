@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import bamkit.attribution as A
+from bamkit.attribution.activations import layer_activations, layer_groups, loss_gradients
 from bamkit.attribution.tcav import TCAV, tcav, train_cav
 from bamkit.errors import ConfigError
 
@@ -142,3 +143,42 @@ def test_tcav_cuda_matches_cpu():
         num_random=3,
     )
     assert gpu.scores == cpu.scores and gpu.random_scores == cpu.random_scores
+
+
+def test_layer_groups_fit_the_budget():
+    dims = {"a": 100, "b": 100, "c": 300}
+    assert layer_groups(dims, 1, budget=4 * 200) == [("a", "b"), ("c",)]
+    # 2 images: each layer alone fits, no two together
+    assert layer_groups(dims, 2, budget=4 * 200) == [("a",), ("b",), ("c",)]
+    assert layer_groups(dims, 1, budget=4 * 50) == [("a",), ("b",), ("c",)]  # over the budget: a group of one
+    assert layer_groups(dims, 1, budget=10**9) == [("a", "b", "c")]
+
+
+def test_hooking_several_layers_changes_no_value():
+    """One pass over several hooked layers gives each layer exactly what a pass hooking it alone gives."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3), nn.ReLU(inplace=True),
+        nn.Flatten(), nn.Linear(4 * 4 * 4, 3),
+    ).eval()  # fmt: skip
+    x = torch.randn(9, 3, 8, 8)
+    layers = ["0", "2", "5"]
+    both = layer_activations(model, x, layers, 4)
+    grads = loss_gradients(model, x, 1, layers, 4)
+    for layer in layers:
+        assert np.array_equal(both[layer], layer_activations(model, x, [layer], 4)[layer])
+        assert np.array_equal(grads[layer], loss_gradients(model, x, 1, [layer], 4)[layer])
+    # the closed form at the logits: dCE/dz = softmax(z) - onehot(1)
+    z = model(x)
+    expect = torch.softmax(z, 1) - nn.functional.one_hot(torch.tensor(1), 3)
+    assert np.allclose(grads["5"], expect.detach().numpy(), atol=1e-6)
+
+
+def test_layer_grouping_does_not_change_tcav(monkeypatch):
+    model = Planted().eval()
+    target, concept, randoms = _sets(n_random=4)
+    run = dict(layers=("feat", "head"), num_random=3, seed=5, batch_size=16)
+    one = tcav(model, target, 0, concept, randoms, **run)
+    monkeypatch.setattr("bamkit.attribution.activations.ACTIVATION_BUDGET", 1)  # every layer its own group
+    apart = tcav(model, target, 0, concept, randoms, **run)
+    assert one.to_dict() == apart.to_dict()

@@ -215,3 +215,17 @@ def test_k_series_premises_pass_and_fail_on_planted_measurements(series, failing
     failed = [c.name for c in checks if not c.passed]
     assert len(failed) == len(failing) and all(any(f in n for n in failed) for f in failing)
     assert k_checks(series[:2], Thresholds()) == (None, [])  # too few k-models: no k checks
+
+
+def test_a_drop_of_exactly_the_margin_passes():
+    """3 of 60 bamboo forests lost without the dog is a 5-point drop: at the k = 1.0 margin, not over it."""
+    from bamkit.verify.checks import k_checks
+    from bamkit.verify.measure import accuracy_drop
+
+    with_dog, without = np.arange(60) < 45, np.arange(60) < 42
+    assert with_dog.mean() - without.mean() > 0.05  # the subtraction of two rounded accuracies overshoots
+    drop = accuracy_drop(with_dog, without)
+    assert drop == 0.05
+    _, checks = k_checks(_series([*PAPER_DROPS[:9], drop]), Thresholds())
+    assert all(c.passed for c in checks)
+    assert accuracy_drop(without, with_dog) == -0.05 and accuracy_drop(with_dog, with_dog) == 0.0

@@ -12,7 +12,8 @@ For each bottleneck layer (a module name; torchvision ResNet: ``layer1`` … ``l
    Two-sided Student t-test (``scipy.stats.ttest_ind``, equal variances) of the concept's scores against the null
    scores; BAM keeps the layers with p ≤ 0.01 and averages their mean TCAV scores (NaN, flagged, when none survive).
 
-Everything runs layer by layer, so memory holds one layer's activations at a time; randomness comes only from
+Layers are taken in groups whose activations fit a memory budget (:mod:`bamkit.attribution.activations`), each group in one
+forward pass per image set, so memory stays bounded whatever the model; randomness comes only from
 ``seed`` (split and classifier of repeat ``i`` use ``seed + i``). BAM's script used ``num_random=2`` (the
 ``bam2019`` preset); bamkit defaults to 10 because two repeats give the t-test almost no power.
 """
@@ -27,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from bamkit.attribution.activations import layer_activations, layer_groups, loss_gradients
 from bamkit.attribution.base import ExecOptions, Method, model_guard, register
-from bamkit.attribution.cam import capture_output, find_module, single_output
+from bamkit.attribution.cam import find_module
 from bamkit.errors import ConfigError
 from bamkit.progress import bar
 
@@ -98,47 +99,14 @@ class TCAVResult:
         }
 
 
-def layer_activations(model: nn.Module, images: torch.Tensor, layer: str, batch_size: int) -> np.ndarray:
-    """Flattened activations (M, D) float64 of ``images`` (M,C,H,W) at module ``layer``."""
-    module = find_module(model, layer)
-    out = []
-    with torch.no_grad(), capture_output(module, layer) as store:
-        for i in range(0, len(images), batch_size):
-            store.clear()
-            model(images[i : i + batch_size])
-            out.append(single_output(store, layer).flatten(1).double().cpu().numpy())
-    return np.concatenate(out)
-
-
-def loss_gradients(
-    model: nn.Module, images: torch.Tensor, target_class: int, layer: str, batch_size: int
-) -> np.ndarray:
-    """∂CE(f(x), target_class)/∂a at ``layer`` for each image, flattened (N, D) float64."""
-    module = find_module(model, layer)
-    out = []
-    with capture_output(module, layer) as store:
-        for i in range(0, len(images), batch_size):
-            store.clear()
-            x = images[i : i + batch_size]
-            target = torch.full((len(x),), target_class, dtype=torch.long, device=x.device)
-            with torch.enable_grad():
-                # the activation must be in a graph: let the input require grad (weights are frozen)
-                logits = model(x.detach().clone().requires_grad_(True))
-                act = single_output(store, layer)
-                # per-image losses are independent in eval mode, so the gradient of the sum gives each row's own
-                loss = F.cross_entropy(logits.float(), target, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, act)
-            out.append(grad.flatten(1).double().cpu().numpy())
-    return np.concatenate(out)
-
-
 def train_cav(concept: np.ndarray, negative: np.ndarray, alpha: float, seed: int) -> tuple[np.ndarray, float]:
     """CAV (D,) pointing toward ``concept`` and its held-out accuracy (TCAV ``cav.py`` recipe)."""
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
 
     n = min(len(concept), len(negative))
-    feats = np.concatenate([concept[:n], negative[:n]])
+    # float64 whatever the activations' dtype: the classifier then fits the same way on every sklearn version
+    feats = np.concatenate([concept[:n], negative[:n]]).astype(np.float64)
     labels = np.concatenate([np.zeros(n, dtype=int), np.ones(n, dtype=int)])  # concept = 0, as in TCAV
     x_tr, x_te, y_tr, y_te = train_test_split(
         feats, labels, test_size=0.33, stratify=labels, random_state=seed
@@ -152,7 +120,7 @@ def train_cav(concept: np.ndarray, negative: np.ndarray, alpha: float, seed: int
 
 def tcav_score(grads: np.ndarray, cav: np.ndarray) -> float:
     """Fraction of rows of ``grads`` (N, D) with a negative directional derivative along ``cav``."""
-    return float(np.mean(grads @ cav < 0))
+    return float(np.mean(grads.astype(np.float64) @ cav < 0))
 
 
 def t_test(scores: Sequence[float], null: Sequence[float]) -> float:
@@ -254,19 +222,29 @@ def tcav(
 
     scores, null, pvals, accs = {}, {}, {}, {}
     with model_guard(model):
-        for layer in bar(layers, desc="tcav", unit="layer"):
-            grads = loss_gradients(model, target_images, target_class, layer, batch_size)
-            concept = layer_activations(model, concept_images, layer, batch_size)
-            other = layer_activations(model, counterpart, layer, batch_size)
-            scores[layer], null[layer], accs[layer] = [], [], []
+        probe = layer_activations(model, target_images[:1], layers, 1)
+        # held at once: the concept, the counterpart and one random set (the random sets are taken one by one)
+        held = len(concept_images) + len(counterpart) + max(len(n) for n in negatives)
+        groups = layer_groups({k: v.shape[1] for k, v in probe.items()}, held)
+        done = bar(total=len(layers), desc="tcav", unit="layer")
+        for group in groups:
+            grads = loss_gradients(model, target_images, target_class, group, batch_size)
+            concept = layer_activations(model, concept_images, group, batch_size)
+            other = layer_activations(model, counterpart, group, batch_size)
+            for layer in group:
+                scores[layer], null[layer], accs[layer] = [], [], []
             for i, neg_images in enumerate(negatives):
-                neg = layer_activations(model, neg_images, layer, batch_size)
-                cav, acc = train_cav(concept, neg, alpha, seed + i)
-                null_cav, _ = train_cav(other, neg, alpha, seed + i)
-                scores[layer].append(tcav_score(grads, cav))
-                null[layer].append(tcav_score(grads, null_cav))
-                accs[layer].append(acc)
-            pvals[layer] = t_test(scores[layer], null[layer])
+                neg = layer_activations(model, neg_images, group, batch_size)
+                for layer in group:
+                    cav, acc = train_cav(concept[layer], neg[layer], alpha, seed + i)
+                    null_cav, _ = train_cav(other[layer], neg[layer], alpha, seed + i)
+                    scores[layer].append(tcav_score(grads[layer], cav))
+                    null[layer].append(tcav_score(grads[layer], null_cav))
+                    accs[layer].append(acc)
+            for layer in group:
+                pvals[layer] = t_test(scores[layer], null[layer])
+            done.update(len(group))
+        done.close()
     kept = tuple(layer for layer in layers if pvals[layer] <= p_threshold)
     concept_score = float(np.mean([np.mean(scores[k]) for k in kept])) if kept else float("nan")
     nan = float("nan")

@@ -120,7 +120,7 @@ def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str,
             series = {}
             for role in sc.rmcs.models:
                 if role in models:
-                    r = score(role, tscene)
+                    r = ref if role == sc.rmcs.reference else score(role, tscene)  # deterministic: reuse
                     series[f"{float(role.removeprefix('f_k')):.1f}"] = r.concept_score - ref.concept_score
                     res[role] = r
             res[sc.rmcs.reference] = ref
