@@ -223,8 +223,9 @@ def tcav(
     scores, null, pvals, accs = {}, {}, {}, {}
     with model_guard(model):
         probe = layer_activations(model, target_images[:1], layers, 1)
-        # held at once: the concept, the counterpart and one random set (the random sets are taken one by one)
-        held = len(concept_images) + len(counterpart) + max(len(n) for n in negatives)
+        # held at once: the target gradients, the concept, the counterpart and one random set (the random sets
+        # are taken one by one)
+        held = len(target_images) + len(concept_images) + len(counterpart) + max(len(n) for n in negatives)
         groups = layer_groups({k: v.shape[1] for k, v in probe.items()}, held)
         done = bar(total=len(layers), desc="tcav", unit="layer")
         for group in groups:
