@@ -182,3 +182,13 @@ def test_layer_grouping_does_not_change_tcav(monkeypatch):
     monkeypatch.setattr("bamkit.attribution.activations.ACTIVATION_BUDGET", 1)  # every layer its own group
     apart = tcav(model, target, 0, concept, randoms, **run)
     assert one.to_dict() == apart.to_dict()
+
+
+def test_cav_fits_on_threads_match_one_thread(monkeypatch):
+    model = Planted().eval()
+    target, concept, randoms = _sets(n_random=5)
+    run = dict(layers=("feat", "head"), num_random=4, seed=3, batch_size=16)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    threaded = tcav(model, target, 0, concept, randoms, **run)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert threaded.to_dict() == tcav(model, target, 0, concept, randoms, **run).to_dict()
