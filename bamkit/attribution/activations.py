@@ -21,7 +21,7 @@ from bamkit.attribution.cam import capture_output, find_module, single_output
 # Bytes of activations tcav() holds at once: the layers are taken in groups that fit (layer_groups), each group in
 # one forward pass per image set. ResNet-50 at 224 px with BAM's 100-image sets (target gradients, concept,
 # counterpart, one random set): layer1 alone (1.28 GB), layer2 + layer3 (0.96 GB), layer4 + fc; EfficientNet-Lite0
-# at 80 px: all five bottlenecks at once (the demo: 7 passes per model instead of 35).
+# at 80 px: all five bottlenecks at once (the demo: one forward pass per image set instead of five).
 ACTIVATION_BUDGET = 1 << 30
 
 

@@ -12,10 +12,12 @@ For each bottleneck layer (a module name; torchvision ResNet: ``layer1`` … ``l
    Two-sided Student t-test (``scipy.stats.ttest_ind``, equal variances) of the concept's scores against the null
    scores; BAM keeps the layers with p ≤ 0.01 and averages their mean TCAV scores (NaN, flagged, when none survive).
 
-Layers are taken in groups whose activations fit a memory budget (:mod:`bamkit.attribution.activations`), each group in one
-forward pass per image set, so memory stays bounded whatever the model; randomness comes only from
-``seed`` (split and classifier of repeat ``i`` use ``seed + i``). BAM's script used ``num_random=2`` (the
-``bam2019`` preset); bamkit defaults to 10 because two repeats give the t-test almost no power.
+Layers are taken in groups whose activations fit a memory budget (:mod:`bamkit.attribution.activations`), each
+group in one forward pass per image set, so memory stays bounded whatever the model; the CAV fits of a random set
+run side by side on a thread pool. Randomness comes only from ``seed`` (split and classifier of repeat ``i`` use
+``seed + i``), so the result does not depend on the grouping or the number of threads. BAM's script used
+``num_random=2`` (the ``bam2019`` preset); bamkit defaults to 10 because two repeats give the t-test almost no
+power.
 """
 
 from __future__ import annotations
