@@ -123,7 +123,7 @@ def train_cav(concept: np.ndarray, negative: np.ndarray, alpha: float, seed: int
 
 def tcav_score(grads: np.ndarray, cav: np.ndarray) -> float:
     """Fraction of rows of ``grads`` (N, D) with a negative directional derivative along ``cav``."""
-    return float(np.mean(grads.astype(np.float64) @ cav < 0))
+    return float(np.mean(np.asarray(grads, dtype=np.float64) @ cav < 0))
 
 
 def t_test(scores: Sequence[float], null: Sequence[float]) -> float:
