@@ -10,6 +10,7 @@ import yaml
 
 from bamkit.data.recipe import Recipe, commonality_name, load_recipe, recipe_from_dict
 from bamkit.errors import ConfigError
+from bamkit.sources.synth_base import SCALES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,10 +34,12 @@ def test_bam_recipe_matches_the_paper():
 
 
 def test_demo_recipe_sizes_fixed_by_the_lead():
-    # 64 px; every one of the 80 demo scenes per class; >= 50 validation bamboo forests, which the k-series
-    # and IIR need (issue 11: "at least 50 images per k and 50 IIR pairs")
+    # 64 px; every one of the 200 demo scenes per class in every pair and X^k set (as BAM); >= 100 training
+    # scenes (f_s's premise) and enough validation bamboo forests for >= 50 IIR pairs after f_empty's
+    # correctness filter (issue 11: "at least 50 images per k and 50 IIR pairs"; data_recipes/demo.yaml)
     r = load_recipe(ROOT / "data_recipes" / "demo.yaml")
-    assert (r.size, r.images_per_pair, r.n_val) == (64, 80, 52)
+    assert (r.size, r.images_per_pair, r.n_val, r.n_commonality) == (64, 200, 90, 200)
+    assert SCALES["demo"].objects_per_class >= 200 and SCALES["demo"].scenes_train >= 200
 
 
 def test_paths_relative_to_recipe_and_root(tmp_path):

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--scale",
         choices=["tiny", "demo"],
         default="demo",
-        help="tiny: ~12 images per class (tests); demo: 80 objects, 200 scenes per class (default)",
+        help="tiny: ~12 images per class (tests); demo: 200 objects, 200 scenes per class (default)",
     )
     s.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     s.add_argument(

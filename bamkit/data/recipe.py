@@ -108,8 +108,8 @@ class Recipe:
 
         Images ``0 … images_per_pair − 1`` are the pairs' scene images (same split); a larger
         ``commonality_images_per_class`` adds training scenes ``images_per_pair …`` to the X^k sets only, so the
-        k-models of a recipe with few images per pair train on more scenes than its pairs have (the demo's: 148
-        instead of 28 training scenes per class, see data_recipes/demo.yaml).
+        k-models of a recipe with few images per pair can train on more scenes than its pairs have (BAM's and
+        the demo's recipes leave it unset: the same scenes).
         """
         return self.commonality_images_per_class or self.images_per_pair
 

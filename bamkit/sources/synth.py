@@ -115,7 +115,7 @@ def write_sources(out: str | Path, scale: str = "demo", seed: int = 0, *, corrup
 
     Args:
         out: output folder (created).
-        scale: a key of :data:`SCALES` (``"tiny"``: ~12 per class in ~1-2 s; ``"demo"``: 80 objects and 200
+        scale: a key of :data:`SCALES` (``"tiny"``: ~12 per class in ~1-2 s; ``"demo"``: 200 objects and 200
             scenes per class).
         seed: master seed; the same seed gives byte-identical files.
         corrupt: number of bad files of each kind (missing, truncated, not an image) per source.

@@ -38,8 +38,9 @@ SCALES: dict[str, SynthScale] = {
         objects_per_class=12, distractor_images=3, scenes_train=12, scenes_val=3, distractor_scenes=2
     ),
     "demo": SynthScale(
-        # 200 scenes per class: the pairs use 80, the demo's X^k sets all 200 (commonality_images_per_class)
-        objects_per_class=80,
+        # 200 objects and 200 scenes per class: every pair of the demo recipe uses 200 of each, as BAM uses all
+        # 1,000 scenes of a class in each of its pairs and its X^k sets
+        objects_per_class=200,
         distractor_images=16,
         scenes_train=200,
         scenes_val=12,
