@@ -1,6 +1,7 @@
 """Benchmark: bamkit's dataset builder against BAM's original algorithm on the same sources.
 
-Measures, in one run on synthetic sources (``bamkit sources synth --scale demo``, 200 objects and 200 scenes per class):
+Measures, in one run on synthetic sources (``bamkit sources synth --scale demo``: 200 objects and 200 scenes
+per class):
 
 * wall time and composites per second per core of the original algorithm (``bench/bam_original.py``: PIL,
   one image at a time, JPEG files per image) and of bamkit (workers 1 and 2) building the sets BAM's script
