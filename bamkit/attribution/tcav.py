@@ -235,8 +235,9 @@ def tcav(
             grads = loss_gradients(model, target_images, target_class, group, batch_size)
             concept = layer_activations(model, concept_images, group, batch_size)
             other = layer_activations(model, counterpart, group, batch_size)
+            cavs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {layer: [] for layer in group}
             for layer in group:
-                scores[layer], null[layer], accs[layer] = [], [], []
+                accs[layer] = []
             for i, neg_images in enumerate(negatives):
                 neg = layer_activations(model, neg_images, group, batch_size)
                 # the fits are independent and seeded, and sklearn's SGD releases the GIL: run them side by side
@@ -250,10 +251,13 @@ def tcav(
                 }
                 for layer in group:
                     (cav, acc), (null_cav, _) = (f.result() for f in fits[layer])
-                    scores[layer].append(tcav_score(grads[layer], cav))
-                    null[layer].append(tcav_score(grads[layer], null_cav))
+                    cavs[layer].append((cav, null_cav))
                     accs[layer].append(acc)
             for layer in group:
+                # the float64 copy of a layer's gradients is made once for its 2 x num_random scores, not per CAV
+                g = np.asarray(grads.pop(layer), dtype=np.float64)
+                scores[layer] = [tcav_score(g, cav) for cav, _ in cavs[layer]]
+                null[layer] = [tcav_score(g, null_cav) for _, null_cav in cavs[layer]]
                 pvals[layer] = t_test(scores[layer], null[layer])
             done.update(len(group))
         done.close()
