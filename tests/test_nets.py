@@ -60,6 +60,26 @@ def test_equals_the_reference_implementation(imagenet, size):
         torch.testing.assert_close(ours, ref(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("k, stride, groups", [(3, 1, 1), (5, 1, 8), (3, 2, 1), (5, 2, 8), (1, 1, 1)])
+@pytest.mark.parametrize("size", [7, 8, 10])
+def test_same_padding_by_hand(k, stride, groups, size):
+    """TF 'SAME' by hand: ceil(n / s) outputs, total padding max((out − 1)·s + k − n, 0) split with the odd pixel
+    after. The layer (symmetric padding inside the convolution, asymmetric with F.pad) gives exactly the
+    output and input gradient of an explicit pad-then-convolve."""
+    conv = lite.Conv2dSame(8, 8, k, stride=stride, groups=groups, bias=False)
+    x = torch.randn(2, 8, size, size, generator=torch.Generator().manual_seed(size), requires_grad=True)
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    pads = [total // 2, total - total // 2] * 2
+    ref = F.conv2d(F.pad(x, pads), conv.weight, stride=stride, groups=groups)
+    ours = conv(x)
+    assert ours.shape[-2:] == (out, out)
+    assert torch.equal(ours, ref)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    assert torch.equal(g_ours, g_ref)
+
+
 def test_bam_model_gets_a_fresh_head_and_keeps_the_backbone(imagenet):
     net = build_network("efficientnet_lite0", 10, weights="imagenet")
     assert net.fc.out_features == 10 and net.cam_layer == "head"
