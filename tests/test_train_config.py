@@ -46,6 +46,8 @@ def test_overrides_are_typed_and_unknown_keys_suggest_the_fix():
         load_configs(shipped("train/f_o.yaml"), ["trainer.max_epochs=three"])
     with pytest.raises(ConfigError, match="not one of"):
         load_configs(shipped("train/f_o.yaml"), ["data.label_field=obj"])
+    with pytest.raises(ConfigError, match="val_max_images must be an integer >= 1 or null"):
+        load_configs(shipped("train/f_o.yaml"), ["data.val_max_images=0"])
 
 
 def test_smoke_shrinks_the_run_and_changes_the_hash(tmp_path):

@@ -166,3 +166,27 @@ def test_device_side_transforms_equal_the_evaluation_preprocessing(tiny):
     with BamFile(tiny) as bf:
         split = bf["obj_scene"].read("split")
     torch.testing.assert_close(torch.cat(vx), pre(images[torch.from_numpy(split == 1)]), rtol=0, atol=0)
+
+
+def test_val_max_images_validates_on_a_seeded_sample_of_the_validation_rows(tiny):
+    full = _dm(tiny)
+    with BamFile(tiny) as bf:
+        v = bf["obj_scene"]
+        labels, images = v.read("object_label"), v.read("images")
+    n = len(full.val_rows) // 3
+    dm = _dm(tiny, val_max_images=n)
+    rows = dm.val_rows
+    # n distinct validation rows in stored order, drawn across the file (not its first n: rows are sorted by
+    # class), the same for the same seed and another for another seed
+    assert len(rows) == n and np.all(np.diff(rows) > 0) and np.isin(rows, full.val_rows).all()
+    assert not np.array_equal(rows, full.val_rows[:n])
+    assert len(np.unique(labels[rows])) > len(np.unique(labels[full.val_rows[:n]]))
+    assert np.array_equal(_dm(tiny, val_max_images=n).val_rows, rows)
+    assert not np.array_equal(_dm(tiny, val_max_images=n, seed=4).val_rows, rows)
+    vx, vy = zip(*list(dm.val_dataloader()))
+    assert torch.cat(vy).tolist() == labels[rows].tolist()
+    torch.testing.assert_close(
+        torch.cat(vx), Preprocess(SIZE)(torch.from_numpy(images[rows])), rtol=0, atol=0
+    )
+    # more than there are: every validation row
+    assert np.array_equal(_dm(tiny, val_max_images=10**6).val_rows, full.val_rows)

@@ -43,6 +43,10 @@ class DataConfig:
             as many as ``cache_mb`` holds, i.e. a full shuffle when the set fits. Small windows give batches
             with few classes (sets are stored sorted by class) and train badly.
         cache_mb: per-process cache of decoded chunks; a set that fits is decoded once per process.
+        val_max_images: validate on a seeded sample of this many validation rows (the training seed; the same
+            sample every epoch); ``None`` (default) = all of them. Sets are stored sorted by class, so a sample,
+            not ``trainer.limit_val_batches`` (the first batches), gives an unbiased ``val_acc`` when the full
+            validation pass costs too much (the demo's 9,000 composites: about 10 s per top model on 2 cores).
     """
 
     path: str | None = None
@@ -53,8 +57,17 @@ class DataConfig:
     hflip: bool = True
     shuffle_blocks: int = 0
     cache_mb: int = 1024
+    val_max_images: int | None = None
 
     def __post_init__(self) -> None:
+        if self.val_max_images is not None and (
+            isinstance(self.val_max_images, bool)
+            or not isinstance(self.val_max_images, int)
+            or self.val_max_images < 1
+        ):
+            raise ConfigError(
+                f"data.val_max_images must be an integer >= 1 or null (all validation rows), got {self.val_max_images!r}"
+            )
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if self.num_workers < 0:
