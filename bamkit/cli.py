@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from bamkit import __version__
+from bamkit.allocator import tune_allocator
 from bamkit.errors import BamkitError
 
 # (command, module, one-line help). Order is the order in `bamkit --help`.
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    tune_allocator()  # fewer page faults in the long tensor loops (bamkit.allocator)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),
         format="%(levelname)s %(name)s: %(message)s" if args.verbose > 1 else "%(message)s",
