@@ -60,11 +60,7 @@ class DataConfig:
     val_max_images: int | None = None
 
     def __post_init__(self) -> None:
-        if self.val_max_images is not None and (
-            isinstance(self.val_max_images, bool)
-            or not isinstance(self.val_max_images, int)
-            or self.val_max_images < 1
-        ):
+        if self.val_max_images is not None and self.val_max_images < 1:  # its type: checked by the loader
             raise ConfigError(
                 f"data.val_max_images must be an integer >= 1 or null (all validation rows), got {self.val_max_images!r}"
             )

@@ -278,11 +278,6 @@ class BamDataModule(pl.LightningDataModule):
         split = view.read("split")
         self.train_rows = np.flatnonzero(split == SPLIT_TRAIN)
         self.val_rows = np.flatnonzero(split == SPLIT_VAL)
-        if val_max_images is not None and val_max_images < len(self.val_rows):
-            # a seeded sample across every class (rows are stored sorted by class), sorted back into stored order
-            # so that whole chunks are read
-            pick = np.random.default_rng(seed).choice(len(self.val_rows), val_max_images, replace=False)
-            self.val_rows = self.val_rows[np.sort(pick)]
         if len(self.train_rows) == 0:
             raise DataError(f"set {train_set!r} of {self.path!r} has no training rows (split == 0)")
         used = self.labels[np.r_[self.train_rows, self.val_rows]]
@@ -291,6 +286,11 @@ class BamDataModule(pl.LightningDataModule):
                 f"set {train_set!r} has {label_field} values outside [0, {len(self.class_names)}) "
                 f"(min {used.min()}, max {used.max()}); does this set carry {label_field}s?"
             )
+        if val_max_images is not None and val_max_images < len(self.val_rows):
+            # a seeded sample across every class (rows are stored sorted by class), sorted back into stored order
+            # so that whole chunks are read
+            pick = np.random.default_rng(seed).choice(len(self.val_rows), val_max_images, replace=False)
+            self.val_rows = self.val_rows[np.sort(pick)]
         self.block_rows = chunk_rows_of(self.path, train_set)
         if shuffle_blocks == 0:
             # As many chunks per shuffle window as the block cache holds (all of them when the set fits).
