@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
+# The two label columns of a dataset file: what a BAM model is trained on (f_o: objects, every other: scenes).
+LabelField = Literal["object_label", "scene_label"]
+LABEL_FIELDS: tuple[str, ...] = typing.get_args(LabelField)
+
 # Sorted names give the label index, as in BAM's constructor (backpack 0 ... zebra 9).
 # COCO spells "stop sign" with a space; BAM's code used "stop_sign", which pycocotools does not know (SPEC §4.2).
 BAM_OBJECTS: tuple[str, ...] = (

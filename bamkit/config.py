@@ -7,10 +7,13 @@ Field-level checks beyond types live in each dataclass's ``__post_init__`` (rais
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,7 +55,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
+def convert(value: Any, tp: Any, where: str) -> Any:
     """Check/convert ``value`` against annotation ``tp``; raise ConfigError naming ``where``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -66,7 +69,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _convert(value, a, where)
+                return convert(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(
@@ -88,15 +91,15 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         elem = args[0] if args else Any
-        out = [_convert(v, elem, f"{where}[{i}]") for i, v in enumerate(value)]
+        out = [convert(v, elem, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if (origin is tuple or tp is tuple) else out
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         kt, vt = args if args else (Any, Any)
-        return {_convert(k, kt, where): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {convert(k, kt, where): convert(v, vt, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -120,6 +123,27 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def check_choices(obj: Any, where: str) -> None:
+    """Every ``Literal`` field of dataclass ``obj`` holds one of its choices (for objects built in Python rather
+    than read by :func:`from_dict`, which checks them already); ``where`` prefixes the message."""
+    for name, tp in typing.get_type_hints(type(obj)).items():
+        choices = _literal_args(tp)
+        value = getattr(obj, name, None)
+        if choices and value not in choices and not (value is None and type(None) in typing.get_args(tp)):
+            raise ConfigError(f"{where} {name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _literal_args(tp: Any) -> tuple[Any, ...]:
+    """The choices of a ``Literal`` type (or ``Literal | None``); () for anything that admits other values."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        parts = [a for a in typing.get_args(tp) if a is not type(None)]
+        if all(typing.get_origin(a) is typing.Literal for a in parts):
+            return tuple(c for a in parts for c in typing.get_args(a))
+    return ()
+
+
 def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
     """Build dataclass ``cls`` from ``data``; unknown keys are errors that suggest the closest field name."""
     if not isinstance(data, dict):
@@ -136,7 +160,7 @@ def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
     for name, f in fields.items():
         key = f"{where}.{name}"
         if name in data:
-            kwargs[name] = _convert(data[name], hints[name], key)
+            kwargs[name] = convert(data[name], hints[name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r}")
     return cls(**kwargs)
@@ -163,3 +187,56 @@ def dump_yaml(obj: Any) -> str:
 def load(cls: type[C], path: str | Path) -> C:
     """Load and validate a YAML file as dataclass ``cls``; errors name the file."""
     return from_dict(cls, load_yaml(path), where=str(path))
+
+
+# --------------------------------------------------------------------------------------------- --set KEY=VALUE
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"trainer.max_epochs=3"`` -> ``("trainer.max_epochs", 3)``; the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip().lstrip("-")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not KEY=VALUE; write e.g. --set trainer.max_epochs=3")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: cannot read the value as YAML; quote it") from None
+    if isinstance(parsed, str) and _FLOAT.fullmatch(parsed.strip()):
+        parsed = float(parsed)  # YAML 1.1 reads "1e-4" (no dot) as a string
+    return key, parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | Sequence[str]) -> dict:
+    """Set dotted keys in a nested mapping (validation happens when the dataclass is built)."""
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    out = copy.deepcopy(data)
+    for key, value in items:
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
+            node = nxt
+        node[leaf] = value
+    return out
+
+
+def overridden(
+    data: dict[str, Any], overrides: Sequence[str], build: Callable[[dict, str], C], where: str
+) -> C:
+    """``build(data, where)`` with the command line's ``--set KEY=VALUE`` values applied, the one way every verb
+    that reads a config takes overrides. An error names its source: the file (``where``) for the file's own
+    values, the ``--set`` value for a bad override."""
+    if not overrides:
+        return build(data, where)
+    build(data, where)  # the file's own values first, so their errors name the file
+    try:
+        return build(apply_overrides(data, overrides), "--set")
+    except ConfigError as e:
+        given = " ".join(f"--set {o}" for o in overrides)
+        raise ConfigError(
+            f"{str(e).replace('--set.', '--set ', 1)} (given on the command line: {given})"
+        ) from None

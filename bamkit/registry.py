@@ -70,7 +70,12 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
+        """(name, object) sorted by name (listings)."""
         return iter(sorted(self._items.items()))
+
+    def registered(self) -> list[tuple[str, T]]:
+        """(name, object) in registration order (the order tables and reports follow)."""
+        return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

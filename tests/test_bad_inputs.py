@@ -41,7 +41,7 @@ def world(tmp_path_factory):
         cfg = str(shipped(f"train/{role}.yaml"))
         assert main(["train", cfg, "--data", str(w / "data.h5"), "--out", str(w / "models"), *smoke]) == 0
     delta = ["delta", "--data", str(w / "data.h5"), "--model", str(w / "models" / "f_empty.ckpt")]
-    assert main([*delta, "--out", str(w / "delta.h5"), "--steps", "3"]) == 0
+    assert main([*delta, "--out", str(w / "delta.h5"), "--set", "steps=3"]) == 0
     suite = {
         "name": "bad",
         "methods": [{"name": "vanilla_gradient", "label": "VG"}],
@@ -309,8 +309,11 @@ CASES = [
         ["f.ckpt"],
         _write("f.ckpt", b"PK\x03\x04 not a torch file"),
     ),
-    Case("delta lr negative", [*DL, "--lr", "-1"], 2, ["lr", "-1"]),
-    Case("delta seed negative", [*DL, "--seed", "-1"], 2, ["seed", "-1"]),
+    Case("delta lr negative", [*DL, "--set", "lr=-1"], 2, ["lr", "-1", "--set lr=-1"]),
+    Case("delta seed negative", [*DL, "--set", "seed=-1"], 2, ["seed", "-1", "--set seed=-1"]),
+    Case(
+        "delta unknown option", [*DL, "--set", "stesp=3"], 2, ["unknown key 'stesp'", "did you mean 'steps'"]
+    ),
     # -- evaluate ---------------------------------------------------------------------------------------------
     Case("suite missing", ["evaluate", "{t}/s.yaml", "--data", "{w}/data.h5"], 2, ["s.yaml"]),
     Case(

@@ -61,8 +61,35 @@ def test_another_architecture_compiles_its_own_step(counting_backend):
 
 def test_the_fast_path_is_the_default_on_cuda_only():
     e = Execution()
-    assert e.resolved("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
-    assert e.resolved("cuda") == {"precision": "bf16", "channels_last": True, "compile": True}
-    assert e.resolved(torch.device("cuda", 1))["precision"] == "bf16"
+    assert e.decided_for("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
+    assert e.decided_for("cuda", bf16=True) == {"precision": "bf16", "channels_last": True, "compile": True}
+    assert e.decided_for(torch.device("cuda", 1), bf16=True)["precision"] == "bf16"
+    # a GPU without fast bf16 keeps fp32 numbers but the NHWC, compiled path
+    assert e.decided_for("cuda", bf16=False) == {"precision": "fp32", "channels_last": True, "compile": True}
     exact = Execution(precision="fp32", channels_last=False, compile=False)  # fp32 one setting away
-    assert exact.resolved("cuda") == {"precision": "fp32", "channels_last": False, "compile": False}
+    assert exact.decided_for("cuda", bf16=True) == {
+        "precision": "fp32",
+        "channels_last": False,
+        "compile": False,
+    }
+
+
+@pytest.mark.parametrize("gpu, bf16", [(False, False), (True, False), (True, True)])
+def test_training_and_evaluation_decide_auto_by_one_rule(monkeypatch, gpu, bf16):
+    """``precision: auto`` / ``channels_last: auto`` mean the same in training (Lightning's names) and in
+    evaluation, on a CPU, a GPU without bf16 and a GPU with it (the capabilities faked, no GPU needed)."""
+    from bamkit.devices import LIGHTNING_PRECISION
+    from bamkit.train import runner
+    from bamkit.train.config import TrainConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    device = "cuda" if gpu else "cpu"
+    ev = Execution().decided_for(device)
+    cfg = TrainConfig(name="f_o")
+    assert (
+        runner._precision(cfg)
+        == LIGHTNING_PRECISION[ev["precision"]]
+        == ("bf16-mixed" if bf16 else "32-true")
+    )
+    assert runner._channels_last(cfg) is ev["channels_last"] is gpu

@@ -19,7 +19,8 @@ from bamkit.delta.options import DeltaOptions
 from bamkit.delta.store import PATCH_SET, read_inputs
 from bamkit.delta.verify import patch_figures
 from bamkit.errors import ConfigError, DataError
-from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SmallCNN, load_classifier, network_kwargs
+from bamkit.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_classifier, network_kwargs
+from bamkit.nets.small_cnn import SmallCNN
 from bamkit.preprocess import Preprocess
 
 SIZE = 16  # stored side
@@ -181,7 +182,7 @@ def test_delta_loss_closed_form_on_linear_model():
 def test_options_are_validated():
     with pytest.raises(ConfigError, match="optimizer"):
         DeltaOptions(optimizer="lbfgs")
-    with pytest.raises(ConfigError, match="unknown delta option"):
+    with pytest.raises(ConfigError, match="unknown key 'stepz'; did you mean 'steps'"):
         DeltaOptions.from_kwargs(stepz=3)
     assert DeltaOptions().step_size == 500.0  # the paper's λ in pixel units
     assert DeltaOptions(optimizer="adam").step_size == 2.0
@@ -440,10 +441,10 @@ def test_cli_crafts_and_verifies(files, tmp_path, capsys):
                 str(ckpt),
                 "--out",
                 str(out),
-                "--steps",
-                "3",
-                "--batch-size",
-                "5",
+                "--set",
+                "steps=3",
+                "--set",
+                "batch_size=5",
             ]
         )
         == 0
@@ -451,9 +452,14 @@ def test_cli_crafts_and_verifies(files, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "functionally similar" in text and "median ‖f(x+δ) − f(x)‖₂" in text
     assert main(["delta", "--data", str(data), "--model", str(ckpt), "--out", str(out), "--verify-only"]) == 0
+    bad = ["delta", "--data", str(data), "--model", str(ckpt), "--set", "optimizer=adam", "--set", "lr=-1"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
     assert (
-        main(["delta", "--data", str(data), "--model", str(ckpt), "--optimizer", "adam", "--lr", "-1"]) == 2
+        "lr=-1.0 is invalid" in err and "--set optimizer=adam --set lr=-1" in err and "\n" not in err.strip()
     )
+    assert main(["delta", "--data", str(data), "--model", str(ckpt), "--set", "optimizer=lbfgs"]) == 2
+    assert "'lbfgs' is not one of 'sgd', 'adam'" in capsys.readouterr().err
 
 
 @pytest.mark.gpu

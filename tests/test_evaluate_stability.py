@@ -20,7 +20,7 @@ from torch import nn
 import bamkit.attribution as A
 from bamkit.data.h5 import BamFile
 from bamkit.evaluate import evaluate, suite_from_dict
-from bamkit.evaluate import stability as S
+from bamkit.evaluate.scenarios import stability as S
 from bamkit.metrics import input_noise_stability, masking_stability
 from bamkit.metrics.stability import masking_copies
 from bamkit.provenance import derive_seed
@@ -269,7 +269,7 @@ def test_report_has_stability_curves_scatter_and_table(run):
     figs = {p.stem for p in (page.parent / "figures").glob("*.png")}
     assert {"stability_curves", "stability_scatter_noise", "stability_scatter_masking"} <= figs
     html = page.read_text(encoding="utf-8")
-    assert "Stability: Kendall τ and cosine" in html and "r(τ, cos)" in html
+    assert "Kendall τ and cosine under input deviations" in html and "r(τ, cos)" in html
     lv = pd.read_csv(page.parent / "stability.csv")
     assert set(lv.protocol) == {"noise", "masking"} and set(lv.method) == {"VG", "GxI", "SG", "Id", "Random"}
     md = (page.parent / "report.md").read_text(encoding="utf-8")

@@ -85,17 +85,17 @@ def test_shipped_suites_validate(name):
     raw = yaml.safe_load(shipped(f"evaluate/{name}.yaml").read_text())
     s = load_suite(shipped(f"evaluate/{name}.yaml"))
     assert [m.label for m in s.methods] == [e.get("label", e["name"]) for e in raw["methods"]]
-    assert list(s.metrics) == raw["metrics"]
-    off = [m for m in s.metrics if not s.scenario_enabled(METRICS.get(m).scenario)]
+    assert [m.to_yaml() for m in s.metrics] == raw["metrics"]
+    off = [m for m in s.metric_names if not s.scenario_enabled(METRICS.get(m).scenario)]
     assert off == []
 
 
 def test_paper_suite_takes_the_fast_path_on_cuda_only():
-    """The shipped paper suite pins nothing that would keep a GPU on fp32 eager: resolved for CUDA it is bf16 +
-    channels_last + compile, for the CPU fp32 eager (the exact path)."""
+    """The shipped paper suite pins nothing that would keep a GPU on fp32 eager: decided for a CUDA device with
+    bf16 it is bf16 + channels_last + compile, for the CPU fp32 eager (the exact path)."""
     e = load_suite(shipped("evaluate/paper.yaml")).execution
-    assert e.resolved("cuda") == {"precision": "bf16", "channels_last": True, "compile": True}
-    assert e.resolved("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
+    assert e.decided_for("cuda", bf16=True) == {"precision": "bf16", "channels_last": True, "compile": True}
+    assert e.decided_for("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
 
 
 @pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/8", (3, 8)), (None, (0, 1))])

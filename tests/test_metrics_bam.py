@@ -11,6 +11,7 @@ from scipy import stats
 
 import bamkit.metrics as M
 from bamkit.errors import ConfigError, DataError
+from bamkit.published import BAM_ACC_DROP
 
 
 def _rect_masks(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -144,13 +145,13 @@ def test_rmcs_series_and_pearson_variants():
     ks = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     n = 8
     g_ref = torch.full((n,), 0.1)
-    g_k = {k: g_ref + M.ACC_DROP_PAPER[k] / 100 for k in ks}  # MCS_k = drop_k / 100 exactly
+    g_k = {k: g_ref + BAM_ACC_DROP[k] / 100 for k in ks}  # MCS_k = drop_k / 100 exactly
     ok = torch.ones(n, dtype=torch.bool)
     res = M.rmcs_series(g_k, g_ref, {k: ok for k in ks}, ok)
     assert res.ks == tuple(ks)
-    np.testing.assert_allclose(res.series, [M.ACC_DROP_PAPER[k] / 100 for k in ks], atol=1e-6)
+    np.testing.assert_allclose(res.series, [BAM_ACC_DROP[k] / 100 for k in ks], atol=1e-6)
     assert res.rho9 == pytest.approx(1.0)
-    drops = [M.ACC_DROP_PAPER[k] for k in ks] + [M.ACC_DROP_PAPER[1.0]]
+    drops = [BAM_ACC_DROP[k] for k in ks] + [BAM_ACC_DROP[1.0]]
     exp = stats.pearsonr(drops, [*res.series, 0.0])
     assert res.rho10 == pytest.approx(exp.statistic) and res.p10 == pytest.approx(exp.pvalue)
     # per-k intersection with the reference model's correctness

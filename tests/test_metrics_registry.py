@@ -1,10 +1,10 @@
 """The metric registry is the production path: the evaluate stage computes every leaderboard number with the
-functions the registry names, looked up at run time. Wrap them all, run an evaluation, and every one of them
+functions the registry's entries hold. Wrap them all in the entries, run an evaluation, and every one of them
 must have been called (and its results must be what lands in the tables)."""
 
 from __future__ import annotations
 
-import importlib
+import functools
 
 import pandas as pd
 import pytest
@@ -19,23 +19,33 @@ SIZE = 16
 REQUESTABLE = [n for n, c in METRICS.items() if c.derived_from is None]
 
 
-def _wrap(monkeypatch, path: str, calls: dict[str, int]) -> None:
-    mod, _, attr = path.rpartition(".")
-    module = importlib.import_module(mod)
-    original = getattr(module, attr)
+def _name(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
-    def wrapped(*args, **kwargs):
-        calls[path] = calls.get(path, 0) + 1
-        return original(*args, **kwargs)
 
-    monkeypatch.setattr(module, attr, wrapped)
+def _wrap_entries(monkeypatch, calls: dict[str, int]) -> set[str]:
+    """Replace ``function`` and ``per_pair`` in every entry by a counting wrapper; the names of all of them."""
+    names = set()
+    for _, cls in METRICS.items():
+        for attr in ("function", "per_pair"):
+            if attr not in cls.__dict__ or cls.__dict__[attr] is None:
+                continue  # inherited: wrapped on the class that holds it
+            original = getattr(cls, attr)
+            name = _name(original)
+            names.add(name)
+
+            @functools.wraps(original)  # the entry's settings are read from its function's signature
+            def wrapped(*args, _original=original, _name=name, **kwargs):
+                calls[_name] = calls.get(_name, 0) + 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(cls, attr, staticmethod(wrapped))
+    return names
 
 
 def test_every_registered_function_computes_the_leaderboard(tmp_path, monkeypatch):
     calls: dict[str, int] = {}
-    paths = {p for _, c in METRICS.items() for p in (c.function, c.per_pair) if p}
-    for p in paths:
-        _wrap(monkeypatch, p, calls)
+    paths = _wrap_entries(monkeypatch, calls)
     data = write_planted_file(tmp_path / "planted.h5", n_pairs=20, size=SIZE)
     suite = suite_from_dict(
         {
@@ -68,9 +78,9 @@ def test_a_wrapped_score_function_is_what_the_leaderboard_reports(tmp_path, monk
     function answers 0.25 and the leaderboard says 0.25)."""
     from bamkit.metrics.functional import Score
 
-    cls = METRICS.get("idr")
-    mod, _, attr = cls.function.rpartition(".")
-    monkeypatch.setattr(importlib.import_module(mod), attr, lambda a, b, correct: Score(0.25, 7, {}))
+    monkeypatch.setattr(
+        METRICS.get("idr"), "function", staticmethod(lambda a, b, correct: Score(0.25, 7, {}))
+    )
     data = write_planted_file(tmp_path / "planted.h5", n_pairs=20, size=SIZE)
     suite = suite_from_dict(
         {

@@ -146,10 +146,10 @@ def test_registry_metadata_and_functions_resolve():
     for name, hib in SPEC_DIRECTIONS.items():
         assert M.METRICS.get(name).higher_is_better is hib
     for name, cls in M.METRICS.items():
-        assert callable(cls.resolve()) and cls.name == name
-        assert cls.reducer in {"bam", "abs_minmax", "signed", "raw_flat", None}
-    assert M.METRICS.get("mcs").reducer == "bam" and M.METRICS.get("rcap").reducer == "abs_minmax"
-    assert M.METRICS.get("rcap").resolve() is M.rcap
+        assert callable(cls.function) and cls.name == name
+        assert cls.saliency in {"bam", "abs_minmax", "signed", "raw_flat", None}
+    assert M.METRICS.get("mcs").saliency == "bam" and M.METRICS.get("rcap").saliency == "abs_minmax"
+    assert M.METRICS.get("rcap").function is M.rcap_details and M.METRICS.get("iir").function is M.iir_score
 
 
 def test_cli_lists_metrics(capsys):

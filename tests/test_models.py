@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from bamkit.errors import ConfigError, DataError
-from bamkit.models import CHECKPOINT_FORMAT, SmallCNN, build_network, load_classifier, read_checkpoint
+from bamkit.errors import BamkitError, ConfigError, DataError
+from bamkit.models import CHECKPOINT_FORMAT, build_network, load_classifier, read_checkpoint
+from bamkit.nets.small_cnn import SmallCNN
 from bamkit.train.checkpoint import export
 from bamkit.train.config import TrainConfig, from_dict
 
@@ -86,9 +87,9 @@ def test_resnet18_head_and_local_weights(tmp_path):
 
 
 def test_build_network_rejects_bad_arguments(tmp_path):
-    with pytest.raises(ConfigError, match="unknown architecture 'resnet5'"):
+    with pytest.raises(BamkitError, match="unknown network architecture 'resnet5'; did you mean 'resnet50'"):
         build_network("resnet5", 10)
-    with pytest.raises(ConfigError, match="no ImageNet weights"):
+    with pytest.raises(ConfigError, match="small_cnn has no 'imagenet' checkpoint"):
         build_network("small_cnn", 10, weights="imagenet")
     with pytest.raises(ConfigError, match="is not a file"):
         build_network("small_cnn", 10, weights=str(tmp_path / "missing.pt"))

@@ -87,7 +87,7 @@ def test_bam_model_gets_a_fresh_head_and_keeps_the_backbone(imagenet):
     assert all(torch.equal(own[k], ref[k]) for k in ref if not k.startswith("fc."))
     pre = preprocess_for("efficientnet_lite0", 64)
     assert pre.mean == pytest.approx((127 / 255,) * 3) and pre.std == pytest.approx((128 / 255,) * 3)
-    with pytest.raises(ConfigError, match="one ImageNet checkpoint"):
+    with pytest.raises(ConfigError, match="efficientnet_lite0 has no 'imagenet_v2' checkpoint"):
         build_network("efficientnet_lite0", 10, weights="imagenet_v2")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bamkit.config import parse_override
 from bamkit.errors import ConfigError
 from bamkit.paths import shipped
 from bamkit.train.checkpoint import config_hash
-from bamkit.train.config import load_configs, parse_override
+from bamkit.train.config import load_configs
 
 K = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
 

@@ -107,10 +107,10 @@ def test_cli_exit_code_follows_the_checks(tiny, models, tmp_path, capsys):
     for name in ("f_o", "f_s"):
         shutil.copy(models / f"{name}.ckpt", top)
     base = ["verify", "--data", str(tiny), "--models", str(top), "--out", str(tmp_path / "v.json")]
-    lax = ["--min-acc-cf-removed", "0", "--min-conf-rise", "0"]
-    assert main(base + ["--min-full-acc", "0", "--max-chance-ratio", "100", *lax]) == 0
+    lax = ["--set", "min_acc_cf_removed=0", "--set", "min_conf_rise=0"]
+    assert main(base + ["--set", "min_full_acc=0", "--set", "max_chance_ratio=100", *lax]) == 0
     assert "all passed" in capsys.readouterr().out
-    assert main(base + ["--min-full-acc", "1.01", "--max-chance-ratio", "100", *lax]) == 1
+    assert main(base + ["--set", "min_full_acc=1.01", "--set", "max_chance_ratio=100", *lax]) == 1
     assert "2 premise(s) failed" in capsys.readouterr().err
     # Smoke-trained k-models have (nearly) constant drops: no ordering can be established -> failure.
     assert (
@@ -121,10 +121,10 @@ def test_cli_exit_code_follows_the_checks(tiny, models, tmp_path, capsys):
                 str(tiny),
                 "--models",
                 str(models),
-                "--max-chance-ratio",
-                "100",
-                "--min-full-acc",
-                "0",
+                "--set",
+                "max_chance_ratio=100",
+                "--set",
+                "min_full_acc=0",
                 *lax,
                 "--out",
                 str(tmp_path / "k.json"),

@@ -43,8 +43,9 @@ class ExecOptions:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "tf32", "bf16"):
-            raise ConfigError(f"precision {self.precision!r} is not one of 'fp32', 'tf32', 'bf16'")
+        from bamkit.config import check_choices
+
+        check_choices(self, "execution option")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 

@@ -4,7 +4,8 @@ For every bamboo_forest image x, a dog-shaped δ (initialised so that x + δ₀ 
 obj_scene row of the same pair) is optimised so that the scene model's logits barely change:
 minimise ‖f(x+δ) − f(x)‖₂ − η1‖δ‖₂ + η2·(pixel-range hinge), δ projected onto the dog mask after each step.
 The stored uint8 images are verified (same class, ‖Δf‖₂ and its ratio to ‖f(x)‖₂, δ zero outside the mask);
-images that fail are kept and flagged (passed = false), never dropped.
+images that fail are kept and flagged (passed = false), never dropped. The optimisation's options (the paper's
+by default) are set with --set, e.g. --set steps=100 --set eta1=0.
 
 Without --out the set is added to the data file itself (written last-step-complete, so an interruption never
 leaves a set that readers accept); with --out a new small dataset file holds bamboo_forest and the patches,
@@ -17,7 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from bamkit.cli_options import add_options, given
+from bamkit.cli_options import add_set, schema_from_set
+from bamkit.config import apply_overrides
 from bamkit.delta.options import DeltaOptions
 from bamkit.errors import CheckFailed
 
@@ -28,8 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", required=True, help="scene model checkpoint (BAM: the scene-only model, f_empty)"
     )
     p.add_argument("--out", help="output file (default: add the set to --data in place)")
-    # every option of DeltaOptions, with its help text, from the one schema
-    add_options(p, DeltaOptions)
+    add_set(p, "the δ optimisation's options", "steps=100", DeltaOptions)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (never chosen automatically)")
     p.add_argument(
         "--threads",
@@ -43,13 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the figures of an existing set from its stored images and compare",
     )
-    p.add_argument("--json", help="also write the summary to this JSON file")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of the table")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bamkit import atomic
     from bamkit.delta.craft import craft_file, format_summary, verify_file
 
     if args.threads:
@@ -64,11 +64,10 @@ def run(args: argparse.Namespace) -> int:
             )
         print("  stored figures match the recomputed ones")
         return 0
-    options = given(args, DeltaOptions)  # DeltaOptions holds the defaults (CLI, YAML and Python alike)
+    schema_from_set(DeltaOptions, args.overrides)  # a bad value fails here, naming the flag
+    options = apply_overrides({}, args.overrides)  # only what was given: DeltaOptions holds the defaults
     summary = craft_file(args.data, args.model, out=args.out, device=args.device, force=args.force, **options)
-    print(format_summary(summary))
-    if args.json:
-        atomic.write_text(args.json, json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
     if args.strict and summary["n_failed"]:
         raise CheckFailed(
             f"{summary['n_failed']} of {summary['n_images']} patched images failed verification "

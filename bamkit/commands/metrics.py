@@ -1,8 +1,12 @@
-"""List the registered metrics: direction, inputs, the 2-D reducer that feeds them, defaults and source.
+"""List the registered metrics: direction, scenario, the saliency mode that feeds them, their settings with the
+defaults they run with, and the function that computes them.
 
-bamkit metrics            # table
-bamkit metrics --json     # machine-readable
-bamkit metrics rcap       # one metric in detail
+Examples:
+  bamkit metrics            # table
+  bamkit metrics --json     # machine-readable
+  bamkit metrics rcap       # one metric in detail
+
+A metric's settings go in an evaluation suite's metrics list: {name: rcap, lower_bound: 60}.
 """
 
 from __future__ import annotations
@@ -26,24 +30,24 @@ def run(args: argparse.Namespace) -> int:
     if args.name:
         d = METRICS.get(args.name).describe()
         print(
-            json.dumps(d, indent=2, ensure_ascii=False)
+            json.dumps(d, indent=2, ensure_ascii=False, default=str)
             if args.json
             else "\n".join(f"{k:17s} {v}" for k, v in d.items())
         )
         return 0
     rows = [cls.describe() for _, cls in METRICS.items()]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
         return 0
-    head = ("metric", "better", "per", "reducer", "defaults", "source")
+    head = ("metric", "better", "scenario", "saliency", "settings (defaults)", "computed by")
     table = [head] + [
         (
             r["name"],
             _arrow(r["higher_is_better"]),
-            r["per"],
-            r["reducer"] or "-",
-            ", ".join(f"{k}={v}" for k, v in r["defaults"].items()) or "-",
-            r["paper"],
+            r["scenario"],
+            r["saliency"] or "-",
+            ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-",
+            r["function"].removeprefix("bamkit.metrics."),
         )
         for r in rows
     ]

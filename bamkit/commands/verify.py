@@ -1,9 +1,9 @@
-"""Relative feature importance checks (BAM Figure 2) on the models in ``--models``.
+"""Relative feature importance checks (BAM Figure 2) on the models in --models.
 
-Writes JSON, a table (``.txt``) and, with k-models, a plot (``_k.png``); prints the table; exits 1 when a
-premise fails its margin (bamkit.verify.checks: f_o accurate without the scene and near chance without the
-object, f_s the other way round and more confident without the object, the bamboo-forest accuracy drop large
-at small k, gone at k = 1 and falling with k).
+Writes JSON, a table (.txt) and, with k-models, a plot (_k.png); prints the table; exits 1 when a premise fails
+its margin: f_o accurate without the scene and near chance without the object, f_s the other way round and
+more confident without the object, the bamboo-forest accuracy drop large at small k, gone at k = 1 and falling
+with k. The margins are the paper's; --set overrides one, e.g. --set min_conf_rise=0.5.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bamkit.cli_options import add_options, given
+from bamkit.cli_options import add_set, schema_from_set
 from bamkit.verify.checks import Thresholds
 
 
@@ -30,15 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="measure Figure 2 (top) on a seeded sample of N validation pairs (default: all)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the --max-pairs sample (default: 0)")
-    # the premises' margins, one flag each, from the one schema (bamkit.verify.checks.Thresholds)
-    add_options(p, Thresholds)
+    add_set(p, "the premises' margins", "min_conf_rise=0.5", Thresholds)
 
 
 def run(args: argparse.Namespace) -> int:
     from bamkit.errors import CheckFailed
     from bamkit.verify import verify_models
 
-    th = Thresholds(**given(args, Thresholds))
+    th = schema_from_set(Thresholds, args.overrides)
     out = Path(args.out) if args.out else Path(args.models) / "verify.json"
     res = verify_models(
         args.data,

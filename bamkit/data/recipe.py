@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from bamkit.classes import ALWAYS_SCENE, BAM_OBJECTS, BAM_SCENES, COMMON_FEATURE
-from bamkit.config import dump_yaml, from_dict, load_yaml, to_dict
+from bamkit.config import dump_yaml, from_dict, load_yaml, overridden, to_dict
 from bamkit.errors import ConfigError
+from bamkit.published import K_GRID, k_label
 
 SET_KINDS = (
     "obj_scene",
@@ -28,7 +30,6 @@ SET_KINDS = (
     "bamboo_forest",
     "dog_bamboo_forest",
 )
-DEFAULT_K = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # BAM's paste size: the larger relative side becomes a random int in [int(S/sqrt 3), int(S/sqrt 2)) (SPEC §4.3).
 DEFAULT_SCALE = (1.0 / math.sqrt(3.0), 1.0 / math.sqrt(2.0))
 SMOKE_IMAGES_PER_PAIR = 8
@@ -83,7 +84,7 @@ class Recipe:
     common_feature: str = COMMON_FEATURE
     always_scene: str = ALWAYS_SCENE
     contrast_scene: str = "bedroom"
-    k_values: tuple[float, ...] = DEFAULT_K
+    k_values: tuple[float, ...] = K_GRID
     commonality_images_per_class: int | None = None
     scale_range: tuple[float, float] = DEFAULT_SCALE
     min_object_area: float = 0.0
@@ -151,8 +152,8 @@ class Recipe:
 
 
 def commonality_name(k: float) -> str:
-    """``0.1`` -> ``"commonality/k0.1"`` (API.md set names)."""
-    return f"commonality/k{k:.1f}" if round(k, 1) == k else f"commonality/k{k:g}"
+    """``0.1`` -> ``"commonality/k0.1"`` (the dataset file's set names, docs/design.md)."""
+    return f"commonality/k{k_label(k)}"
 
 
 def _fail(key: str, got: Any, expected: str) -> None:
@@ -289,12 +290,13 @@ def recipe_from_dict(
     return apply_smoke(resolve_paths(recipe, Path(base).resolve()))
 
 
-def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
+def load_recipe(path: str | Path, set_values: Sequence[str] = (), **overrides: Any) -> Recipe:
     """Load and validate a recipe YAML file.
 
     Args:
         path: the recipe (``data_recipes/bam.yaml``); a shipped name such as ``"data_recipes/demo.yaml"`` is
             found in the source checkout.
+        set_values: ``--set KEY=VALUE`` values for any key of the recipe (``scale_range=[0.4, 0.6]``).
         **overrides: recipe or source fields that replace the file's (see :func:`recipe_from_dict`).
 
     Returns:
@@ -303,4 +305,8 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     from bamkit.paths import shipped
 
     p = shipped(path)
-    return recipe_from_dict(load_yaml(p), base=p.parent, where=str(p), **overrides)
+
+    def build(data: dict[str, Any], where: str) -> Recipe:
+        return recipe_from_dict(data, base=p.parent, where=where, **overrides)
+
+    return overridden(load_yaml(p), set_values, build, str(p))

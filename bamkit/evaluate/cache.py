@@ -1,11 +1,11 @@
 """The attribution cache: 2-D maps (float16) + prediction, target and logit, keyed by
-(model hash, set, image row, method + parameter hash, reducer) (SPEC §1.4 "cache design").
+(model hash, set, image row, method + parameter hash, ``to_saliency`` mode) (docs/design.md#the-attribution-cache).
 
 Every BAM metric is a cheap reduction over cached maps and masks, so a re-run with one new method computes only
 that method, and an interrupted run resumes where it stopped.
 
 Layout: a folder of HDF5 files, one per *writer* (``main.h5``, ``shard0of4.h5``, ``rank1of2.h5`` ...), so
-processes never write the same file. Each file holds groups ``/<model hash>/<set>/<method key>/<reducer>``
+processes never write the same file. Each file holds groups ``/<model hash>/<set>/<method key>/<mode>``
 with row-aligned, append-only datasets ``row`` (int64), ``map`` (float16, (n, H, W)), ``prediction``,
 ``target`` (int64), ``logit`` (float32, the target's logit) and ``flag`` (uint8 bits: :data:`FLAG_CONSTANT` a map that cannot be scaled, :data:`FLAG_NONFINITE` NaN/Inf in the
 method's attributions; SPEC §1.3).
@@ -37,7 +37,7 @@ _FIELDS = {"row": np.int64, "prediction": np.int64, "target": np.int64, "logit":
 
 @dataclass(frozen=True)
 class Entry:
-    """Cached rows of one (model, set, method, reducer): arrays aligned with the requested rows."""
+    """Cached rows of one (model, set, method, saliency mode): arrays aligned with the requested rows."""
 
     maps: np.ndarray  # (n, H, W) float32
     prediction: np.ndarray  # (n,) int64
@@ -55,18 +55,18 @@ def model_token(model_hash: str) -> str:
     return hashlib.sha256(model_hash.encode()).hexdigest()[:16]
 
 
-def group_name(model_hash: str, set_name: str, method_key: str, reducer: str) -> str:
-    return f"{model_token(model_hash)}/{set_name}/{method_key}/{reducer}"
+def group_name(model_hash: str, set_name: str, method_key: str, mode: str) -> str:
+    return f"{model_token(model_hash)}/{set_name}/{method_key}/{mode}"
 
 
 # per cached row beside its map: the row-aligned fields
 ROW_BYTES = sum(np.dtype(dt).itemsize for dt in _FIELDS.values())
 
 
-def map_bytes(rows: int, side: int, methods: int, reducers: int) -> int:
-    """Bytes ``rows`` images add to the cache: one float16 ``side``×``side`` map per method and reducer, plus the
+def map_bytes(rows: int, side: int, methods: int, modes: int) -> int:
+    """Bytes ``rows`` images add to the cache: one float16 ``side``×``side`` map per method and mode, plus the
     per-row fields. At the paper's scale (ResNet-50, 224 px) a map is 100 KB."""
-    return rows * methods * reducers * (np.dtype(MAP_DTYPE).itemsize * side * side + ROW_BYTES)
+    return rows * methods * modes * (np.dtype(MAP_DTYPE).itemsize * side * side + ROW_BYTES)
 
 
 def check_room(folder: Path, need: int, have: int) -> None:
@@ -157,15 +157,15 @@ class AttributionCache:
         return idx
 
     def present(
-        self, model_hash: str, set_name: str, method_key: str, reducer: str, rows: np.ndarray
+        self, model_hash: str, set_name: str, method_key: str, mode: str, rows: np.ndarray
     ) -> np.ndarray:
         """Bool (len(rows),): which rows are cached for this key."""
-        idx = self._group_index(group_name(model_hash, set_name, method_key, reducer))
+        idx = self._group_index(group_name(model_hash, set_name, method_key, mode))
         return np.fromiter((int(r) in idx for r in rows), dtype=bool, count=len(rows))
 
-    def read(self, model_hash: str, set_name: str, method_key: str, reducer: str, rows: np.ndarray) -> Entry:
+    def read(self, model_hash: str, set_name: str, method_key: str, mode: str, rows: np.ndarray) -> Entry:
         """The cached arrays for ``rows`` (all must be present), in the order of ``rows``."""
-        name = group_name(model_hash, set_name, method_key, reducer)
+        name = group_name(model_hash, set_name, method_key, mode)
         idx = self._group_index(name)
         missing = [int(r) for r in rows if int(r) not in idx]
         if missing:
@@ -205,7 +205,7 @@ class AttributionCache:
         model_hash: str,
         set_name: str,
         method_key: str,
-        reducer: str,
+        mode: str,
         rows: np.ndarray,
         maps: np.ndarray,
         prediction: np.ndarray,
@@ -217,7 +217,7 @@ class AttributionCache:
         n = len(rows)
         if maps.ndim != 3 or maps.shape[0] != n:
             raise ValueError(f"cache.write: maps must be (n, H, W) with n = {n}, got {maps.shape}")
-        name = group_name(model_hash, set_name, method_key, reducer)
+        name = group_name(model_hash, set_name, method_key, mode)
         g = self._h5.get(name)
         if g is None:
             g = self._h5.create_group(name)

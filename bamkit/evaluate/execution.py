@@ -23,7 +23,7 @@ FIDELITY_IMAGES = 8  # images of the first batch on which off-fp32 maps are comp
 
 def exec_options(e, device: torch.device | str = "cpu") -> ExecOptions:
     """The engine's options for a suite's :class:`~bamkit.evaluate.suite.Execution` on ``device``."""
-    return ExecOptions(**e.resolved(device), batch_size=e.sample_batch_size)
+    return ExecOptions(**e.decided_for(device), batch_size=e.sample_batch_size)
 
 
 def is_exact(opts: ExecOptions) -> bool:

@@ -1,26 +1,23 @@
-"""The evaluation scenarios as *legs*: one model on one set's rows (BAM §4; SPEC §3).
-
-* MCS (BAM §4.2): f_o and f_s on the same X_{o,s} val images, object masks.
-* Relative MCS (BAM Fig. 6/13): each f_k and the reference f_1.0 on ``scenarios.rmcs.set`` (BAM: ``dog_bedroom``).
-* IDR (§4.3): f_s on X_{o,s} and the paired X_{∅,s} image.
-* IIR (§4.4) and App. C: f_∅ on bamboo_forest and bamboo_forest_patch (x + δ).
-* Faithfulness (seeds): per-image RCAP, DAUC/IAUC, Dice/MAE against the object mask on one model and set.
-* Stability (SPEC §3.9): Kendall τ and cosine of the raw attributions under input noise and attribution-guided
-  masking; the leg's ``scores`` name the protocols.
-
-The pair metrics computed from the legs' rows are :mod:`bamkit.evaluate.pairs`'.
+"""What a scenario plans: *legs*, each one model on one set's rows (BAM §4), and the helpers every scenario
+plans with — the seeded row selection, the pairing of two sets by ``pair_index``, and the check that the
+models and sets a scenario needs exist (:class:`PlanContext`). The scenarios themselves are
+:mod:`bamkit.evaluate.scenarios`'.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from bamkit.errors import DataError
-from bamkit.evaluate.suite import Suite
 from bamkit.provenance import derive_seed
+
+if TYPE_CHECKING:
+    from bamkit.evaluate.suite import Suite
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +29,16 @@ class Leg:
     Attributes:
         rows: row indices into the set (sorted, unique).
         pairs: the pair key of each row (the row itself, or ``pair_index`` for cross-set pairs).
-        reducers: the ``to_saliency`` modes the scenario's metrics read.
-        scores: the per-image model-calling / mask metrics to compute (faithfulness), or the protocols
-            ("noise", "masking") of a stability leg.
+        modes: the ``to_saliency`` modes the scenario's metrics read.
+        scores: the per-image metrics to compute (faithfulness), or the protocols ("noise", "masking") of a
+            stability leg.
         random_baseline: whether to compute ``g_c`` with a random region too.
+        pool_pairs: the pair keys the random regions' donor masks are drawn from.
+        pair_key: what ``pairs`` holds: the ``"row"`` or the set's ``"pair_index"``.
+        fields: per-row columns read from the set: ``(column, dataset, value where the set lacks it)``
+            (IIR's ``delta_passed`` from the δ file's ``passed``).
+        region: the region ``g_c`` averages over: the ``"object"`` mask, or the ``"background"`` (its
+            complement).
     """
 
     scenario: str
@@ -43,27 +46,20 @@ class Leg:
     set: str
     rows: np.ndarray
     pairs: np.ndarray
-    reducers: tuple[str, ...]
+    modes: tuple[str, ...]
     scores: tuple[str, ...] = ()
     random_baseline: bool = False
     pool_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_key: Literal["row", "pair_index"] = "row"
+    fields: tuple[tuple[str, str, Any], ...] = ()
+    region: Literal["object", "background"] = "object"
 
     def shard(self, index: int, count: int) -> Leg:
         """The rows of shard ``index`` of ``count``: a disjoint deterministic split by pair key."""
         if count == 1:
             return self
         keep = (self.pairs % count) == index
-        return Leg(
-            self.scenario,
-            self.role,
-            self.set,
-            self.rows[keep],
-            self.pairs[keep],
-            self.reducers,
-            self.scores,
-            self.random_baseline,
-            self.pool_pairs,
-        )
+        return replace(self, rows=self.rows[keep], pairs=self.pairs[keep])
 
 
 def select_rows(view, split: str, max_images: int | None, seed: int, set_name: str) -> np.ndarray:
@@ -79,23 +75,63 @@ def select_rows(view, split: str, max_images: int | None, seed: int, set_name: s
     return rows
 
 
-def _pair_index(view) -> np.ndarray:
+def pair_index(view) -> np.ndarray:
+    """The set's ``pair_index`` column (int64)."""
     return np.asarray(view.read("pair_index", None), dtype=np.int64)
 
 
-def _matched(view_a, rows_a: np.ndarray, view_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def matched(view_a, rows_a: np.ndarray, view_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of set B paired (same ``pair_index``) with ``rows_a`` of set A: (rows_a kept, rows_b, pair keys)."""
-    pa = _pair_index(view_a)[rows_a]
-    pb = _pair_index(view_b)
-    where = {int(p): i for i, p in enumerate(pb.tolist())}
+    pa = pair_index(view_a)[rows_a]
+    where = {int(p): i for i, p in enumerate(pair_index(view_b).tolist())}
     keep = np.array([int(p) in where for p in pa], dtype=bool)
     rows_b = np.array([where[int(p)] for p in pa[keep]], dtype=np.int64)
     return rows_a[keep], rows_b, pa[keep]
 
 
-def _missing_message(kind: str, suite: Suite, models: list[str], sets: list[str]) -> str:
-    """What scenario ``kind`` lacks and how to supply it (or to skip it on purpose)."""
-    wanted = ", ".join(suite.metrics_of(kind)) or kind
+@dataclass
+class PlanContext:
+    """What a scenario plans with: the suite, the data, the models that exist, and the scenarios it skipped.
+
+    Attributes:
+        bam: an open :class:`~bamkit.evaluate.datasets.DataSets`.
+        roles: the model roles whose checkpoints exist.
+        skipped: scenario -> why it did not run (filled by :meth:`need`).
+    """
+
+    suite: Suite
+    bam: Any
+    roles: set[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def rows(self, set_name: str, split: str, max_images: int | None) -> np.ndarray:
+        """The seeded row selection of ``set_name`` (:func:`select_rows` with the suite's seed)."""
+        return select_rows(self.bam[set_name], split, max_images, self.suite.seed, set_name)
+
+    def modes(self, scenario: str) -> tuple[str, ...]:
+        """The ``to_saliency`` modes the suite's metrics of ``scenario`` read."""
+        return self.suite.saliency_modes(scenario)
+
+    def need(self, scenario: str, models: Sequence[str], sets: Sequence[str]) -> bool:
+        """Whether ``scenario``'s models and sets all exist. When one is missing: an error naming what and how
+        to supply it, or (``allow_missing``) a warning and False."""
+        missing = [m for m in models if m not in self.roles]
+        gone = [s for s in sets if not self.bam.has(s)]
+        if missing:
+            self.skipped[scenario] = f"model(s) {', '.join(missing)} not found"
+        if gone:
+            self.skipped[scenario] = f"set(s) {', '.join(gone)} not in the data file"
+        if not (missing or gone):
+            return True
+        if not self.suite.allow_missing:
+            raise DataError(missing_message(scenario, self.suite, missing, gone))
+        log.warning("evaluate: skipping scenario %s: %s", scenario, self.skipped[scenario])
+        return False
+
+
+def missing_message(scenario: str, suite: Suite, models: Sequence[str], sets: Sequence[str]) -> str:
+    """What ``scenario`` lacks and how to supply it (or to skip it on purpose)."""
+    wanted = ", ".join(suite.metrics_of(scenario)) or scenario
     what, fix = [], []
     if models:
         files = ", ".join(f"{suite.role_file(m)}.ckpt" for m in models)
@@ -111,126 +147,3 @@ def _missing_message(kind: str, suite: Suite, models: list[str], sets: list[str]
         f"metric(s) {wanted} cannot be computed: {'; '.join(what)} not found; {'; '.join(fix)}, "
         "remove the metric from the suite, or pass --allow-missing to skip it"
     )
-
-
-def plan_legs(suite: Suite, bam, roles: set[str]) -> tuple[list[Leg], dict[str, str]]:
-    """The legs of every enabled scenario; scenarios whose models or sets are missing are skipped.
-
-    Args:
-        bam: an open :class:`bamkit.data.h5.BamFile`.
-        roles: the model roles whose checkpoints exist.
-
-    Returns:
-        (legs, skipped) where ``skipped`` maps a scenario to the reason it did not run.
-    """
-    legs: list[Leg] = []
-    skipped: dict[str, str] = {}
-    sc = suite.scenarios
-
-    reducers = suite.reducers
-
-    def need(kind: str, models: list[str], sets: list[str]) -> bool:
-        if not suite.scenario_enabled(kind):
-            return False
-        missing = [m for m in models if m not in roles]
-        if missing:
-            skipped[kind] = f"model(s) {', '.join(missing)} not found"
-        gone = [s for s in sets if not bam.has(s)]
-        if gone:
-            skipped[kind] = f"set(s) {', '.join(gone)} not in the data file"
-        if kind in skipped:
-            if not suite.allow_missing:
-                raise DataError(_missing_message(kind, suite, missing, gone))
-            log.warning("evaluate: skipping scenario %s: %s", kind, skipped[kind])
-            return False
-        return True
-
-    if need("mcs", list(sc.mcs.models), [sc.mcs.set]):
-        v = bam[sc.mcs.set]
-        rows = select_rows(v, sc.mcs.split, sc.mcs.max_images, suite.seed, sc.mcs.set)
-        for role in sc.mcs.models:
-            legs.append(
-                Leg(
-                    "mcs",
-                    role,
-                    sc.mcs.set,
-                    rows,
-                    rows,
-                    reducers("mcs"),
-                    random_baseline=sc.mcs.random_baseline,
-                    pool_pairs=rows,
-                )
-            )
-    if suite.scenario_enabled("rmcs"):
-        present = [m for m in sc.rmcs.models if m in roles]
-        if len(present) < len(sc.rmcs.models):
-            log.warning(
-                "evaluate: rmcs: using %d of %d k-models (%s missing)",
-                len(present),
-                len(sc.rmcs.models),
-                ", ".join(m for m in sc.rmcs.models if m not in roles),
-            )
-        if not present:
-            if not suite.allow_missing:
-                raise DataError(_missing_message("rmcs", suite, list(sc.rmcs.models), []))
-            skipped["rmcs"] = "no k-model found"
-        elif need("rmcs", [sc.rmcs.reference], [sc.rmcs.set]):
-            v = bam[sc.rmcs.set]
-            rows = select_rows(v, sc.rmcs.split, sc.rmcs.max_images, suite.seed, sc.rmcs.set)
-            for role in [*present, sc.rmcs.reference]:
-                legs.append(Leg("rmcs", role, sc.rmcs.set, rows, rows, reducers("rmcs"), pool_pairs=rows))
-    for kind in ("idr", "iir"):
-        s = getattr(sc, kind)
-        if need(kind, [s.model], [s.set, s.paired_set]):
-            va, vb = bam[s.set], bam[s.paired_set]
-            rows_a = select_rows(va, s.split, s.max_images, suite.seed, s.set)
-            rows_a, rows_b, pairs = _matched(va, rows_a, vb)
-            rb = kind == "idr" and sc.idr.random_baseline
-            order = np.argsort(rows_b, kind="stable")
-            legs.append(
-                Leg(kind, s.model, s.set, rows_a, pairs, reducers(kind), random_baseline=rb, pool_pairs=pairs)
-            )
-            legs.append(
-                Leg(
-                    kind,
-                    s.model,
-                    s.paired_set,
-                    rows_b[order],
-                    pairs[order],
-                    reducers(kind),
-                    random_baseline=rb,
-                    pool_pairs=pairs,
-                )
-            )
-    f = sc.faithfulness
-    if need("faithfulness", [f.model], [f.set]):
-        rows = select_rows(bam[f.set], f.split, f.max_images, suite.seed, f.set)
-        scores = suite.metrics_of("faithfulness")
-        legs.append(
-            Leg(
-                "faithfulness",
-                f.model,
-                f.set,
-                rows,
-                rows,
-                reducers("faithfulness"),
-                scores=scores,
-                pool_pairs=rows,
-            )
-        )
-    st = sc.stability
-    if suite.stability_protocols() and need("stability", [st.model], [st.set]):
-        rows = select_rows(bam[st.set], st.split, st.max_images, suite.seed, st.set)
-        legs.append(
-            Leg(
-                "stability",
-                st.model,
-                st.set,
-                rows,
-                rows,
-                (),
-                scores=suite.stability_protocols(),
-                pool_pairs=rows,
-            )
-        )
-    return legs, skipped

@@ -14,12 +14,12 @@ from bamkit import atomic
 from bamkit import config as cfg
 from bamkit.data.h5 import BamFile
 from bamkit.errors import DataError
-from bamkit.evaluate import tables
+from bamkit.evaluate import scenarios, tables
 from bamkit.evaluate.findings import check_findings
-from bamkit.evaluate.pairs import pair_table
 from bamkit.evaluate.runner import sort_per_image
 from bamkit.evaluate.shards import all_shards_done, shard_names
 from bamkit.evaluate.suite import Suite
+from bamkit.metrics.registry import METRICS
 from bamkit.provenance import file_hash, json_hash, versions
 from bamkit.verify.result import VerifyResult, load_result
 
@@ -47,11 +47,11 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
             f"suite {suite.name!r} produced no rows: every scenario was skipped "
             f"({_skip_text(metas)}); check the models folder and the data file's sets"
         )
-    pairs = pair_table(per_image, suite.scenarios, suite.metrics)
+    pairs = scenarios.pair_table(per_image, suite)
     verify = verification(suite, out)
-    concept = next((m["concept"] for m in metas if m.get("concept")), {})
+    once = next((m["once"] for m in metas if m.get("once")), {})  # written by shard 0
     summary, extra = tables.summarize(
-        pairs, suite, verify.acc_drop() if verify else None, per_image=per_image, concept=concept
+        pairs, suite, verify.acc_drop() if verify else None, per_image=per_image, once=once
     )
     tables.write_table(per_image, out / "per_image.csv")
     tables.write_table(pairs.frame, out / "per_pair.csv")
@@ -73,10 +73,31 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         # the maps this evaluation keeps in results/cache (float16 at each model's input side; sums over shards)
         "cache_bytes": sum(m.get("cache_bytes", 0) for m in metas),
         "execution": next((m["execution"] for m in metas if m.get("execution")), None),
-        "concept": concept.get("details", {}),
+        "scenarios": [sc.describe(suite) for sc in scenarios.wanted(suite)],
+        "metric_info": metric_info(suite, summary),
         "findings": check_findings(summary, {m.label: m.name for m in suite.methods}),
     }
     tables.write_json(out / "summary.json", payload)
+    return out
+
+
+def metric_info(suite: Suite, summary) -> dict[str, Any]:
+    """What the report needs of every metric in the leaderboard: its title with this run's settings, direction,
+    scenario, baseline row and chance level (so a report renders without the code that registered it)."""
+    out = {}
+    for name in dict.fromkeys(summary["metric"]):
+        if name not in METRICS:
+            continue
+        cls = METRICS.get(name)
+        out[name] = {
+            "title": cls.title_for(suite.metric_params(name)),
+            "higher_is_better": cls.higher_is_better,
+            "scenario": cls.scenario,
+            "derived_from": cls.derived_from,
+            "baseline": cls.baseline,
+            "chance": cls.chance,
+            "params": suite.metric_params(name),
+        }
     return out
 
 

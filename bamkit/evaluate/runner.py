@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from bamkit.errors import ConfigError, DataError
-from bamkit.evaluate import execution
+from bamkit.evaluate import execution, scenarios
 from bamkit.evaluate import methods as methods_mod
 from bamkit.evaluate.cache import (
     FLAG_CONSTANT,
@@ -37,8 +37,8 @@ from bamkit.evaluate.cache import (
     map_bytes,
     model_token,
 )
-from bamkit.evaluate.legs import Leg, plan_legs
-from bamkit.evaluate.stability import run_stability_leg
+from bamkit.evaluate.examples import save_example
+from bamkit.evaluate.legs import Leg
 from bamkit.evaluate.suite import Suite
 from bamkit.metrics.bam import keyed_random_regions, region_attribution
 from bamkit.metrics.registry import METRICS, ImageInputs
@@ -78,17 +78,8 @@ def load_models(suite: Suite, models_dir: str | Path, roles: list[str]) -> dict[
 
 
 def all_roles(suite: Suite) -> list[str]:
-    sc = suite.scenarios
-    roles = [
-        *sc.mcs.models,
-        *sc.rmcs.models,
-        sc.rmcs.reference,
-        sc.idr.model,
-        sc.iir.model,
-        sc.faithfulness.model,
-        sc.stability.model,
-    ]
-    return list(dict.fromkeys(roles))
+    """The model roles of every scenario this evaluation runs (each once, in scenario order)."""
+    return list(dict.fromkeys(r for sc in scenarios.wanted(suite) for r in sc.roles(suite)))
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -152,7 +143,10 @@ class ShardRunner:
         examples_dir: Path | None = None,
     ) -> None:
         self.bam, self.models, self.cache = bam, models, cache
-        self.scenarios, self.execution, self.seed = suite.scenarios, suite.execution, suite.seed
+        self.execution, self.seed = suite.execution, suite.seed
+        self.scenarios = {sc.name: sc for sc in scenarios.bound(suite)}
+        # the settings each image metric runs with (its function's defaults, updated by the suite's entry)
+        self.metric_params = {m: suite.metric_params(m) for m in suite.metric_names}
         self.index, self.count = index, count
         self.examples_dir = examples_dir
         self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.map_methods()}
@@ -161,7 +155,7 @@ class ShardRunner:
         self.opts = execution.exec_options(suite.execution, dev)
         self.exec_record = execution.record(self.opts, dev)  # what ran; fidelity filled at the first batch
         self.key_suffix = execution.cache_suffix(self.opts)  # off-fp32 maps are cached apart
-        self.legs, self.skipped = plan_legs(suite, bam, set(models))
+        self.legs, self.skipped = scenarios.plan_legs(suite, bam, set(models))
 
     # -- attributions -------------------------------------------------------------------------------------
     def _ensure_cached(
@@ -177,7 +171,7 @@ class ShardRunner:
         for label, (spec, obj) in self.methods.items():
             have = all(
                 self.cache.present(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, r, rows).all()
-                for r in leg.reducers
+                for r in leg.modes
             )
             if not have:
                 missing[label] = obj
@@ -201,8 +195,8 @@ class ShardRunner:
             spec = self.methods[label][0]
             # NaN/Inf anywhere in an image's attributions: the image is flagged, and excluded from every score
             nonfinite = (~torch.isfinite(attr.detach())).flatten(1).any(1).cpu().numpy()
-            for red in leg.reducers:
-                maps, constant = _saliency(attr.detach(), red)
+            for mode in leg.modes:
+                maps, constant = _saliency(attr.detach(), mode)
                 flags = np.where(constant.cpu().numpy(), FLAG_CONSTANT, 0) | np.where(
                     nonfinite, FLAG_NONFINITE, 0
                 )
@@ -210,7 +204,7 @@ class ShardRunner:
                     lm.key,
                     self.bam.token(leg.set),
                     spec.key + self.key_suffix,
-                    red,
+                    mode,
                     rows,
                     maps.float().cpu().numpy(),
                     pred,
@@ -221,8 +215,11 @@ class ShardRunner:
 
     # -- one leg ------------------------------------------------------------------------------------------
     def run_leg(self, leg: Leg) -> list[pd.DataFrame]:
-        if leg.scenario == "stability":  # raw attributions of perturbed copies: no 2-D maps, no cache
-            return run_stability_leg(self, leg)
+        """The per-image rows of ``leg``, computed as its scenario says (by default :meth:`run_map_leg`)."""
+        return self.scenarios[leg.scenario].run_leg(self, leg)
+
+    def run_map_leg(self, leg: Leg) -> list[pd.DataFrame]:
+        """Maps (cached), ``g_c`` with the leg's region and the random one, and the image metrics."""
         lm = self.models[leg.role]
         view = self.bam[leg.set]
         pre = lm.meta.preprocess
@@ -238,6 +235,8 @@ class ShardRunner:
             labels = view.read(lm.meta.label_field, rows).astype(np.int64)
             x = pre(images)
             masks = pre.masks(masks_raw.to(dev))
+            if leg.region == "background":
+                masks = ~masks
             with torch.no_grad():
                 logits = lm.module(x)
             target = logits.argmax(1)
@@ -257,18 +256,19 @@ class ShardRunner:
                 rand = pre.masks(torch.from_numpy(rand).to(dev))
             for label, (spec, _) in self.methods.items():
                 entries = {
-                    r: self.cache.read(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, r, rows)
-                    for r in leg.reducers
+                    m: self.cache.read(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, m, rows)
+                    for m in leg.modes
                 }
                 frames.append(self._rows(leg, lm, label, rows, pairs, labels, entries, masks, rand, x))
                 if example_pair in set(pairs.tolist()) and self.examples_dir is not None:
                     i = int(np.flatnonzero(pairs == example_pair)[0])
-                    self._save_example(leg, lm, label, int(rows[i]), x[i], masks[i], entries, i, labels[i])
+                    save_example(self.examples_dir, leg, lm.meta, label, int(rows[i]), x[i], masks[i], entries,
+                                 i, labels[i])  # fmt: skip
         return frames
 
     def _pool_rows(self, leg: Leg) -> np.ndarray:
         """Rows of ``leg.set`` for each pool pair key (same order as ``leg.pool_pairs``)."""
-        if leg.scenario not in ("idr", "iir"):  # pair key = row
+        if leg.pair_key == "row":
             return leg.pool_pairs
         pidx = np.asarray(self.bam[leg.set].read("pair_index", None), dtype=np.int64)
         where = {int(p): i for i, p in enumerate(pidx.tolist())}
@@ -308,11 +308,11 @@ class ShardRunner:
             }
         )
         dev = masks.device
-        if leg.scenario == "iir" and leg.set == self.scenarios.iir.paired_set:
-            # BAM §4.4: IIR (and App. C) count only the pairs whose δ is functionally insignificant; the δ
-            # stage flags every patched row (failures are kept in the file, flagged, never dropped)
-            view = self.bam[leg.set]
-            df["delta_passed"] = view.read("passed", rows).astype(bool) if view.has_field("passed") else True
+        view = self.bam[leg.set]
+        for column, dataset, default in leg.fields:  # per-row columns the scenario reads (IIR: δ passed)
+            df[column] = (
+                view.read(dataset, rows).astype(type(default)) if view.has_field(dataset) else default
+            )
         if "bam" in entries:
             sal = torch.from_numpy(entries["bam"].maps).to(dev)
             df["g_c"] = region_attribution(sal, masks).double().cpu().numpy()
@@ -320,7 +320,6 @@ class ShardRunner:
             if rand is not None:
                 df["g_c_random"] = region_attribution(sal, rand).double().cpu().numpy()
         if leg.scores:
-            f = self.scenarios.faithfulness
             pre = lm.meta.preprocess
             inp = ImageInputs(
                 model=lm.module,
@@ -331,55 +330,20 @@ class ShardRunner:
                 mean=pre.mean,
                 std=pre.std,
                 seeds=[derive_seed(self.seed, "score", leg.set, int(r)) % (2**31) for r in rows],
-                params={
-                    "lower_bound": f.lower_bound,
-                    "interval": f.interval,
-                    "auc_protocol": f.auc_protocol,
-                    "batch_size": self.execution.sample_batch_size,
-                },
+                batch_size=self.execution.sample_batch_size,
             )
-            for name in leg.scores:  # each metric's registered function, looked up now
-                values = METRICS.get(name).image_values(inp)
+            for name in leg.scores:  # each metric's registered function, with the suite's settings for it
+                values = METRICS.get(name).image_values(inp, **self.metric_params[name])
                 df[name] = torch.as_tensor(values).double().cpu().numpy()
         return df
 
-    def _save_example(self, leg, lm, label, row, x, mask, entries, i, true_label) -> None:
-        """The example input at model resolution (uint8 HWC), its mask and this method's map (report grids)."""
-        pix = lm.meta.preprocess.denormalize(x[None])[0].clamp(0, 1)
-        image = (pix.permute(1, 2, 0) * 255).round().to(torch.uint8)
-        key = f"{leg.scenario}__{leg.role}__{leg.set.replace('/', '_')}"
-        d = self.examples_dir / key
-        d.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            d / "input.npz",
-            image=image.cpu().numpy(),
-            mask=mask.cpu().numpy(),
-            row=row,
-            scenario=leg.scenario,
-            model=leg.role,
-            set=leg.set,
-            label=lm.meta.class_names[int(true_label)]
-            if 0 <= true_label < len(lm.meta.class_names)
-            else str(true_label),
-        )
-        red = "bam" if "bam" in entries else next(iter(entries))
-        e = entries[red]
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        np.savez_compressed(
-            d / f"map__{safe}.npz",
-            map=e.maps[i].astype(np.float16),
-            method=label,
-            reducer=red,
-            prediction=lm.meta.class_names[int(e.prediction[i])],
-        )
-
     def cache_bytes(self, parts: list[Leg]) -> int:
-        """What this shard's legs ``parts`` put in the cache (:func:`map_bytes`; stability legs cache none)."""
+        """What this shard's legs ``parts`` put in the cache (:func:`map_bytes`; legs without maps cache none)."""
         return sum(
             map_bytes(len(p.rows), self.models[p.role].meta.preprocess.input_size, len(self.methods),
-                      len(p.reducers))
+                      len(p.modes))
             for p in parts
-            if p.scenario != "stability"
+            if p.modes
         )  # fmt: skip
 
     def run(self) -> pd.DataFrame:

@@ -10,8 +10,8 @@ from typing import Any
 
 from bamkit import atomic
 from bamkit.errors import ConfigError
+from bamkit.evaluate import scenarios
 from bamkit.evaluate.cache import AttributionCache
-from bamkit.evaluate.concept import run_concept
 from bamkit.evaluate.datasets import DataSets
 from bamkit.evaluate.runner import LoadedModel, ShardRunner, all_roles, load_models
 from bamkit.evaluate.suite import Suite
@@ -72,8 +72,13 @@ def run_shard(
         runner = ShardRunner(suite, bam, models, cache, index, count, examples_dir=out / "examples")
         df = runner.run()
         skipped, timings, execution = runner.skipped, runner.timings, runner.exec_record
-        # concept methods (TCAV) score whole sets, not rows: once per evaluation, in shard 0
-        concept = run_concept(suite, bam, models, runner.opts) if index == 0 else {}
+        # what scores whole sets rather than rows (TCAV) runs once per evaluation, in shard 0
+        once = {}
+        if index == 0:
+            for sc in scenarios.wanted(suite):
+                done = sc.run_once(suite, bam, models, runner.opts)
+                if done:
+                    once[sc.name] = done
     d = out / "shards" / name
     d.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(d / "per_image.csv") as tmp:
@@ -86,7 +91,7 @@ def run_shard(
         "timings": timings,
         "cache_bytes": runner.cache_estimate,
         "execution": execution,
-        "concept": concept,
+        "once": once,
         "models": {
             r: {
                 "file": f"{suite.role_file(r)}.ckpt",

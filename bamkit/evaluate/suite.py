@@ -1,168 +1,66 @@
 """Evaluation suites: which data, models, methods, metrics, scenarios and sample sizes (frozen dataclasses).
 
 A suite YAML is one instance of :class:`Suite`; :mod:`bamkit.evaluate.validate` checks everything (method names
-and hyper-parameters against the attribution registry, metric names against the metric registry) before any
-model runs, so a typo fails in a second instead of after an hour of attributions. Which scenario produces a
-metric, its 2-D reducer and its direction are the metric registry's (:mod:`bamkit.metrics.registry`).
+and hyper-parameters against the attribution registry, metric names and parameters against the metric
+registry, each scenario's settings against its own schema) before any model runs, so a typo fails in a second
+instead of after an hour of attributions. Which scenario produces a metric, its saliency mode and its direction
+are the metric registry's (:mod:`bamkit.metrics.registry`); the scenarios are :mod:`bamkit.evaluate.scenarios`'.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from bamkit import config as cfg
+from bamkit.devices import decide
 from bamkit.errors import ConfigError
 from bamkit.evaluate.methods import MethodSpec, is_concept
-from bamkit.metrics.registry import METRICS, SCENARIOS
-from bamkit.metrics.stability import LEVELS
+from bamkit.evaluate.scenarios import Scenarios, bound
+from bamkit.metrics.registry import METRICS, scored
+from bamkit.published import K_GRID, k_model
 
-K_VALUES = tuple(f"{k / 10:.1f}" for k in range(1, 11))
-DEFAULT_ROLES = {"f_o": "f_o", "f_s": "f_s", "f_empty": "f_empty", **{f"f_k{k}": f"f_k{k}" for k in K_VALUES}}
-
-SCENARIO_KINDS = SCENARIOS
+DEFAULT_ROLES = {"f_o": "f_o", "f_s": "f_s", "f_empty": "f_empty", **{k_model(k): k_model(k) for k in K_GRID}}
 
 
 @dataclass(frozen=True)
-class _Scenario:
-    """What every scenario has: a switch, the rows it reads (``split``) and an optional seeded subset size."""
-
-    enabled: bool = True
-    split: Literal["val", "train", "all"] = "val"
-    max_images: int | None = None
-
-
-@dataclass(frozen=True)
-class MCSScenario(_Scenario):
-    """MCS (BAM §4.2): f_o vs f_s on the same X_{o,s} images, object masks, random-region baseline."""
-
-    models: tuple[str, str] = ("f_o", "f_s")
-    set: str = "obj_scene"
-    random_baseline: bool = True
-
-
-@dataclass(frozen=True)
-class RMCSScenario(_Scenario):
-    """Relative MCS (BAM §4.2, Fig. 6/13): each f_k vs the reference model on ``set``; Pearson ρ vs acc. drop.
-
-    ``set``: BAM's code uses ``dog_bedroom``; ``dog_bamboo_forest`` holds the images whose accuracy drop the ρ is
-    taken against (the demo suite's choice, see evaluate/demo.yaml)."""
-
-    split: Literal["val", "train", "all"] = "all"
-    models: tuple[str, ...] = tuple(f"f_k{k}" for k in K_VALUES[:-1])
-    reference: str = "f_k1.0"
-    set: str = "dog_bedroom"
-
-
-@dataclass(frozen=True)
-class IDRScenario(_Scenario):
-    """IDR (BAM §4.3): f_s on X_{o,s} vs the paired X_{∅,s} image, object region, random-region baseline."""
-
-    model: str = "f_s"
-    set: str = "obj_scene"
-    paired_set: str = "scene_only"
-    random_baseline: bool = True
-
-
-@dataclass(frozen=True)
-class IIRScenario(_Scenario):
-    """IIR (BAM §4.4) and App. C's relative change: f_empty on bamboo_forest vs bamboo_forest_patch (x + δ)."""
-
-    split: Literal["val", "train", "all"] = "all"
-    model: str = "f_empty"
-    set: str = "bamboo_forest"
-    paired_set: str = "bamboo_forest_patch"
-    t: float = 0.1
-
-
-@dataclass(frozen=True)
-class FaithfulnessScenario(_Scenario):
-    """The seeds' per-image metrics (RCAP, DAUC/IAUC, Dice/MAE vs object masks, ...) on one model and set."""
-
-    max_images: int | None = 64
-    model: str = "f_o"
-    set: str = "obj_scene"
-    lower_bound: int = 50
-    interval: int = 10
-    auc_protocol: Literal["gag10", "rise"] = "gag10"
-
-
-@dataclass(frozen=True)
-class StabilityScenario(_Scenario):
-    """Robustness of the raw attributions (SPEC §3.9; Park, Wang & Kong 2022): Kendall τ and cosine between
-    a(x) and a(x̂) for every method, image and deviation level.
-
-    * Protocol 1 (metrics ``kendall_noise`` / ``cosine_noise``): ``x̂ = x + ε·u``, u uniform in (0, 1] per element,
-      drawn per image from a generator seeded by (suite seed, set, row), a fresh u for every ε.
-    * Protocol 2 (``kendall_masking`` / ``cosine_masking``): the top ``ratio`` pixels of the *clean*
-      attribution's channel-mean |a| are set to ``fill`` in all channels, on a fresh copy of x per ratio.
-
-    The method runs with the image's own seeds on x and on every x̂, so stochastic methods (SmoothGrad, ...)
-    see the same noise draws: the comparison measures the input change, not sampling noise.
+class MetricSpec:
+    """One metric of a suite: ``rcap`` or ``{name: rcap, lower_bound: 60}``.
 
     Args:
-        model, set, split, max_images: the images (a seeded subset, as the other scenarios).
-        epsilons: ε of protocol 1 (normalised input units).
-        ratios: removed fractions of protocol 2, in [0, 1].
-        variant: Kendall τ-b (bamkit default) or τ-c (Park's notebook).
-        max_n: compare a seeded random subset of this many attribution elements (None: all of them).
-        fill: masked value: ``"mean"`` (0 in normalised space = the mean colour) or ``"black"`` (pixel 0).
-        correct_only: summarise only correctly classified images (Park uses every image: default False).
-        batch_size: perturbed copies per ``attribute_many`` call (default ``execution.batch_size``).
+        name: a registered metric (``bamkit metrics``).
+        params: settings of the metric's function (``bamkit metrics NAME`` lists them with their defaults).
     """
 
-    max_images: int | None = 50
-    model: str = "f_o"
-    set: str = "obj_scene"
-    epsilons: tuple[float, ...] = LEVELS
-    ratios: tuple[float, ...] = LEVELS
-    variant: Literal["b", "c"] = "b"
-    max_n: int | None = None
-    fill: Literal["mean", "black"] = "mean"
-    correct_only: bool = False
-    batch_size: int | None = None
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def parse(cls, entry: Any, where: str) -> MetricSpec:
+        if isinstance(entry, str):
+            return cls(entry)
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            params = dict(entry)
+            return cls(params.pop("name"), params)
+        raise ConfigError(
+            f"{where}: expected a metric name or {{name: <metric>, ...settings}}, got {entry!r}"
+        )
 
-@dataclass(frozen=True)
-class ConceptScenario(_Scenario):
-    """Concept methods (TCAV, BAM App. F–G; SPEC §2.16) in MCS and relative MCS: TCAV(f_o, dog) − TCAV(f_s,
-    bedroom) on ``target_set`` images, and TCAV(f_k) − TCAV(f_1.0) over the k-models; the models are the MCS
-    and relative-MCS scenarios'.
-
-    Args:
-        target_set, split, max_images: the target images (BAM: ``dog_bedroom``, 100 images).
-        concept_set, concept_split, n_concept: the concept examples: images of ``concept_set`` that show the
-            common feature (BAM: 100 ``X_{o,s}`` images whose object is a dog).
-        random_set, n_random: the random sets (BAM: ``X_{∅,s}`` images), ``n_random`` images each; the method's
-            ``num_random`` negatives plus one counterpart are drawn, disjoint, with the suite's seed.
-    """
-
-    split: Literal["val", "train", "all"] = "all"
-    max_images: int | None = 100
-    target_set: str = "dog_bedroom"
-    concept_set: str = "obj_scene"
-    concept_split: Literal["val", "train", "all"] = "val"
-    n_concept: int = 100
-    random_set: str = "scene_only"
-    n_random: int = 100
-
-
-@dataclass(frozen=True)
-class Scenarios:
-    mcs: MCSScenario = field(default_factory=MCSScenario)
-    rmcs: RMCSScenario = field(default_factory=RMCSScenario)
-    idr: IDRScenario = field(default_factory=IDRScenario)
-    iir: IIRScenario = field(default_factory=IIRScenario)
-    faithfulness: FaithfulnessScenario = field(default_factory=FaithfulnessScenario)
-    stability: StabilityScenario = field(default_factory=StabilityScenario)
-    concept: ConceptScenario = field(default_factory=ConceptScenario)
+    def to_yaml(self) -> str | dict[str, Any]:
+        return {"name": self.name, **self.params} if self.params else self.name
 
 
 @dataclass(frozen=True)
 class Samples:
-    """Statistics (SPEC §1.5, §3.4): ``n_trials`` random subsets of ``trial_size`` pairs, bootstrap CIs."""
+    """Statistics (docs/conventions.md#statistics): ``n_trials`` random subsets of ``trial_size`` pairs (BAM's
+    "10 trials of 100 pairs"), bootstrap CIs."""
 
     n_trials: int = 10
     trial_size: int = 100
@@ -187,7 +85,7 @@ class Execution:
     rank evaluates a disjoint shard of the rows on its own device and rank 0 merges the shards.
 
     ``precision``, ``channels_last`` and ``compile`` default to ``auto``: the fast path (bf16, channels_last,
-    ``torch.compile``) on a CUDA device, fp32 eager elsewhere (:meth:`resolved`); the run records what it used
+    ``torch.compile``) on a CUDA device, fp32 eager elsewhere (:meth:`decided_for`); the run records what it used
     and, off fp32, the maps' rank fidelity against fp32 per method. ``precision: fp32`` (with ``compile: false``,
     ``channels_last: false``) is the exact path on any device.
     """
@@ -208,16 +106,10 @@ class Execution:
             if getattr(self, k) < 1:
                 raise ConfigError(f"execution.{k} must be >= 1, got {getattr(self, k)}")
 
-    def resolved(self, device: str | torch.device) -> dict[str, Any]:
-        """``precision``, ``channels_last``, ``compile`` with ``auto`` decided for ``device``: the fast path on
-        CUDA (bf16 autocast, NHWC, compiled), fp32 eager on the CPU (where bf16 is slower and compile gains
-        nothing measurable for these models)."""
-        cuda = torch.device(device).type == "cuda"
-        return {
-            "precision": ("bf16" if cuda else "fp32") if self.precision == "auto" else self.precision,
-            "channels_last": cuda if self.channels_last == "auto" else bool(self.channels_last),
-            "compile": cuda if self.compile == "auto" else bool(self.compile),
-        }
+    def decided_for(self, device: str | torch.device, bf16: bool | None = None) -> dict[str, Any]:
+        """``precision``, ``channels_last``, ``compile`` with ``auto`` decided for ``device`` by the one rule of
+        :func:`bamkit.devices.decide` (the fast path on CUDA, exact fp32 eager on the CPU)."""
+        return decide(device, self.precision, self.channels_last, self.compile, bf16=bf16).as_dict()
 
 
 @dataclass(frozen=True)
@@ -228,7 +120,9 @@ class Suite:
     patches of ``bamkit delta --out``) and ``verify`` (the ``bamkit verify`` JSON) are relative to the current
     directory (they name run outputs, not configs); the CLI flags and :func:`bamkit.evaluate.run_suite`
     override them. A metric the suite asks for whose models or sets are absent is an error naming what is
-    missing, unless ``allow_missing`` (``--allow-missing``) says to skip it.
+    missing, unless ``allow_missing`` (``--allow-missing``) says to skip it. ``plugins`` are Python modules
+    (``package.module``, or a ``.py`` file relative to the suite file) imported before anything else is read:
+    where a researcher's own scenarios and metrics register.
     """
 
     name: str = "suite"
@@ -238,7 +132,9 @@ class Suite:
     verify: str | None = None
     roles: dict[str, str] = field(default_factory=dict)
     methods: tuple[MethodSpec, ...] = ()
-    metrics: tuple[str, ...] = ("mcs", "rmcs", "idr", "iir", "attribution_change")
+    metrics: tuple[MetricSpec, ...] = tuple(
+        MetricSpec(m) for m in ("mcs", "rmcs", "idr", "iir", "attribution_change")
+    )
     scenarios: Scenarios = field(default_factory=Scenarios)
     samples: Samples = field(default_factory=Samples)
     execution: Execution = field(default_factory=Execution)
@@ -246,7 +142,9 @@ class Suite:
     smoke: bool = False
     grid_examples: int = 1
     allow_missing: bool = False  # a scenario whose models or sets are absent is skipped instead of an error
+    plugins: tuple[str, ...] = ()
 
+    # -- methods --------------------------------------------------------------------------------------------
     def role_file(self, role: str) -> str:
         """The checkpoint stem (``<models>/<stem>.ckpt``) that plays ``role``."""
         return self.roles.get(role, DEFAULT_ROLES.get(role, role))
@@ -259,73 +157,104 @@ class Suite:
         """The suite's map methods (everything that makes a per-pixel attribution)."""
         return tuple(m for m in self.methods if not is_concept(m))
 
-    def metrics_of(self, kind: str) -> tuple[str, ...]:
-        """The listed metrics that scenario ``kind`` produces (the registry says which)."""
-        return tuple(m for m in self.metrics if m in METRICS and METRICS.get(m).scenario == kind)
+    # -- metrics --------------------------------------------------------------------------------------------
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
 
-    def scenario_enabled(self, kind: str) -> bool:
-        return getattr(self.scenarios, kind).enabled and bool(self.metrics_of(kind))
+    def metrics_of(self, scenario: str) -> tuple[str, ...]:
+        """The listed metrics that ``scenario`` produces (the registry says which)."""
+        return scored(self.metric_names, scenario)
 
-    def reducers(self, kind: str) -> tuple[str, ...]:
-        """The ``to_saliency`` modes the metrics of scenario ``kind`` read (sorted)."""
-        return tuple(sorted({r for m in self.metrics_of(kind) if (r := METRICS.get(m).reducer) is not None}))
+    def computes(self, name: str) -> bool:
+        """Whether metric ``name`` is listed, or is a derived row of a listed one (``mcs_random`` of ``mcs``)."""
+        if name in self.metric_names:
+            return True
+        parent = METRICS.get(name).derived_from if name in METRICS else None
+        return parent is not None and parent in self.metric_names
 
-    def stability_protocols(self) -> tuple[str, ...]:
-        """The stability protocols the listed metrics ask for, in order ("noise", "masking")."""
-        if not self.scenarios.stability.enabled:
-            return ()
-        want = {METRICS.get(m).protocol for m in self.metrics_of("stability")}
-        return tuple(p for p in ("noise", "masking") if p in want)
+    def metric_params(self, name: str) -> dict[str, Any]:
+        """The settings metric ``name`` runs with: its function's defaults, updated by the suite's entry."""
+        given = next((m.params for m in self.metrics if m.name == name), {})
+        return METRICS.get(name).settings(given, f"{self.name}.metrics[{name}]") if name in METRICS else {}
 
+    def saliency_modes(self, scenario: str) -> tuple[str, ...]:
+        """The ``to_saliency`` modes the metrics of ``scenario`` read (sorted)."""
+        modes = {METRICS.get(m).saliency for m in self.metrics_of(scenario)}
+        return tuple(sorted(m for m in modes if m is not None))
+
+    def scenario_enabled(self, name: str) -> bool:
+        """Whether this evaluation runs scenario ``name``."""
+        from_registry = {sc.name: sc for sc in bound(self)}
+        return name in from_registry and from_registry[name].wanted(self)
+
+    # -- files ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = cfg.to_dict(self)
+        d = {f: cfg.to_dict(getattr(self, f)) for f in self.__dataclass_fields__}
         d["methods"] = [{"name": m.name, "label": m.label, **m.params} for m in self.methods]
+        d["metrics"] = [m.to_yaml() for m in self.metrics]
+        d["scenarios"] = self.scenarios.to_dict()
         return d
 
     def shrunk(self) -> Suite:
         """The ``smoke: true`` variant: few images per scenario, few trials, few bootstrap draws."""
-        sc = self.scenarios
-
-        def cap(s, n):
-            return replace(s, max_images=min(s.max_images or n, n))
-
-        scen = Scenarios(
-            cap(sc.mcs, 16),
-            cap(sc.rmcs, 8),
-            cap(sc.idr, 16),
-            cap(sc.iir, 8),
-            cap(sc.faithfulness, 4),
-            cap(sc.stability, 4),
-            replace(
-                cap(sc.concept, 8),
-                n_concept=min(sc.concept.n_concept, 8),
-                n_random=min(sc.concept.n_random, 8),
-            ),
-        )
+        scen = self.scenarios.replaced(**{sc.name: sc.shrunk() for sc in bound(self)})
         return replace(
             self, scenarios=scen, samples=replace(self.samples, n_trials=3, trial_size=8, n_boot=100)
         )
 
 
-def parse(data: dict[str, Any], where: str) -> Suite:
-    """A :class:`Suite` from a parsed YAML mapping (types checked; see :func:`~bamkit.evaluate.validate.validate`)."""
+def import_plugins(plugins: Any, where: str, base: Path | None = None) -> tuple[str, ...]:
+    """Import the suite's ``plugins`` (module names, or ``.py`` files relative to ``base``): their scenarios,
+    metrics and methods register on import. A module that cannot be imported is one line naming it."""
+    if plugins is None:
+        return ()
+    if isinstance(plugins, str) or not isinstance(plugins, (list, tuple)):
+        raise ConfigError(f"{where}.plugins: expected a list of modules or .py files, got {plugins!r}")
+    for i, p in enumerate(plugins):
+        if not isinstance(p, str) or not p:
+            raise ConfigError(f"{where}.plugins[{i}]: expected a module name or a .py file, got {p!r}")
+        if p.endswith(".py"):
+            path = Path(p) if Path(p).is_absolute() or base is None else base / p
+            if not path.is_file():
+                raise ConfigError(f"{where}.plugins[{i}]: {str(path)!r} is not a file")
+            name = f"bamkit_plugin_{path.stem}"
+            if name not in sys.modules:
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            continue
+        try:
+            importlib.import_module(p)
+        except ImportError as e:
+            raise ConfigError(
+                f"{where}.plugins[{i}]: cannot import {p!r} ({e}); install it or put its folder on PYTHONPATH"
+            ) from None
+    return tuple(plugins)
+
+
+def parse(data: dict[str, Any], where: str, base: Path | None = None) -> Suite:
+    """A :class:`Suite` from a parsed YAML mapping (types checked; see :func:`~bamkit.evaluate.validate.validate`).
+
+    Args:
+        base: the folder relative ``plugins`` files are found in (the suite file's).
+    """
     data = dict(data)
+    plugins = import_plugins(data.pop("plugins", None), where, base)
     raw_methods = data.pop("methods", [])
     if not isinstance(raw_methods, list):
         raise ConfigError(f"{where}.methods: expected a list of {{name: ..., params}}, got {raw_methods!r}")
     methods = tuple(MethodSpec.parse(m, f"{where}.methods[{i}]") for i, m in enumerate(raw_methods))
+    over: dict[str, Any] = {"methods": methods, "plugins": plugins}
+    if "metrics" in data:
+        raw = data.pop("metrics")
+        if not isinstance(raw, list):
+            raise ConfigError(f"{where}.metrics: expected a list of metric names, got {raw!r}")
+        over["metrics"] = tuple(MetricSpec.parse(m, f"{where}.metrics[{i}]") for i, m in enumerate(raw))
+    over["scenarios"] = Scenarios.parse(data.pop("scenarios", None), f"{where}.scenarios")
     suite = cfg.from_dict(Suite, data, where)
-    return replace(suite, methods=methods)
+    return replace(suite, **over)
 
 
-__all__ = [
-    "Suite",
-    "MethodSpec",
-    "Scenarios",
-    "Samples",
-    "Execution",
-    "StabilityScenario",
-    "parse",
-    "K_VALUES",
-    "SCENARIO_KINDS",
-]
+__all__ = ["Execution", "MetricSpec", "MethodSpec", "Samples", "Suite", "import_plugins", "parse"]

@@ -2,14 +2,12 @@
 
 * ``per_image``: one row per (scenario, model, set, image, method): target, prediction, correct, g_c, the
   random-region g_c and every per-image score (CSV, plus Parquet when pyarrow is installed).
-* ``per_pair``: the BAM pair metrics per pair (:func:`bamkit.evaluate.pairs.pair_table`), with the correctness
-  filter.
+* ``per_pair``: every scenario's per-pair values (:func:`bamkit.evaluate.scenarios.pair_table`), with the
+  correctness filter.
 * ``summary``: per metric × method the full-pool value, n, the paper's trial protocol (mean ± std over
-  ``n_trials`` random subsets of ``trial_size`` pairs, SPEC §1.5), a bootstrap 95 % CI and the rank;
-  relative MCS adds Pearson ρ against the accuracy drop (9- and 10-point, SPEC §3.1).
-* stability (SPEC §3.9): per-image τ/cosine means over the levels join ``per_pair`` as ``kendall_<protocol>``
-  / ``cosine_<protocol>``; the summary adds Pearson r(τ, cosine) and Spearman ρ(τ, level) per method and
-  protocol, and ``summary.json["stability"]`` the mean τ and cosine per method × protocol × level.
+  ``n_trials`` random subsets of ``trial_size`` pairs, docs/conventions.md#statistics), a bootstrap 95 % CI and
+  the rank; then each scenario's own rows (:meth:`~bamkit.evaluate.scenarios.base.Scenario.summary`: TCAV's,
+  relative MCS's ρ against the accuracy drop, the stability correlations) and ``summary.json`` sections.
 * ``summary.json``: all of it plus paired tests between methods, the metric-ranking agreement and provenance,
   for the report.
 """
@@ -23,17 +21,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from bamkit import atomic
-from bamkit.evaluate import stability
+from bamkit.evaluate import scenarios
 from bamkit.evaluate.pairs import PairTable
-from bamkit.evaluate.suite import K_VALUES, RMCSScenario, Samples, Suite
-from bamkit.metrics.bam import rmcs_correlation
+from bamkit.evaluate.scenarios.base import SummaryContext
+from bamkit.evaluate.suite import Samples, Suite
 from bamkit.metrics.functional import Score
 from bamkit.metrics.registry import METRICS, direction
 from bamkit.provenance import derive_seed
-from bamkit.published import BAM_ACC_DROP
 
 SUMMARY_COLUMNS = [
     "metric",
@@ -77,20 +73,6 @@ def _rank(values: pd.Series, higher: bool | None, reference: pd.Series, excluded
     return out
 
 
-def _rho_rows(method: str, res, full_drop: dict[float, float], series: dict) -> list[dict[str, Any]]:
-    """The ``rmcs_rho9`` / ``rmcs_rho`` rows of one method's :class:`~bamkit.metrics.bam.RmcsResult`."""
-    series[method] = {f"{k:.1f}": s for k, s in zip(res.ks, res.series)}
-    x9 = [full_drop[k] for k in res.ks]
-    n9 = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x9, res.series))
-    n10 = n9 + int(math.isfinite(full_drop[1.0]))
-    nan = math.nan
-    return [
-        {"metric": name, "method": method, "value": float(rho), "n": n, "p_value": float(p), "trial_mean": nan,
-         "trial_std": nan, "ci_low": nan, "ci_high": nan}
-        for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10))
-    ]  # fmt: skip
-
-
 def nonfinite_counts(per_image: pd.DataFrame | None) -> dict[tuple[str, str], int]:
     """(scenario, method) -> images whose attributions held NaN/Inf (excluded from that scenario's scores)."""
     if per_image is None or "nonfinite" not in per_image or not len(per_image):
@@ -132,63 +114,18 @@ def summarize_metric(
     return row
 
 
-def _k_of(role: str) -> float:
-    return round(float(role.removeprefix("f_k")), 1)
-
-
-def rmcs_rows(
-    per_image: pd.DataFrame,
-    sc: RMCSScenario,
-    acc_drop: dict[float, float] | None,
-    concept_series: dict[str, dict[str, float]] | None = None,
-) -> tuple[list[dict], dict]:
-    """Relative MCS per method by the registry's function (:func:`bamkit.metrics.bam.rmcs_series`): the series
-    over k and its Pearson ρ against the accuracy drop, 9 and 10 points (SPEC §3.1, §5.1); concept methods'
-    series (TCAV, already differences of scores) get their ρ from the same correlation
-    (:func:`bamkit.metrics.bam.rmcs_correlation`)."""
-    d = per_image[per_image["scenario"] == "rmcs"] if len(per_image) else per_image
-    concept_series = concept_series or {}
-    if d.empty and not concept_series:
-        return [], {}
-    rmcs_series = METRICS.get("rmcs").resolve()
-    drop = dict(BAM_ACC_DROP if not acc_drop else acc_drop)
-    roles = [r for r in sc.models if len(d) and (d["model"] == r).any()]
-    ks = sorted({_k_of(r) for r in roles} | {float(k) for s in concept_series.values() for k in s})
-    full_drop = {k: drop.get(k, math.nan) for k in [*ks, 1.0]}  # NaN points drop out of ρ, visibly (n)
-    ref_all = d[d["model"] == sc.reference]
-    series: dict[str, dict[str, float]] = {}
-    rows = []
-    for method in dict.fromkeys(d.loc[d["model"] == roles[0], "method"]) if roles else ():
-        ref = ref_all[ref_all["method"] == method].set_index("pair")
-        g_ref = torch.tensor(ref["g_c"].to_numpy(float))
-        c_ref = torch.tensor(ref["correct"].to_numpy(bool))
-        g_k, c_k = {}, {}
-        for role in roles:
-            a = d[(d["model"] == role) & (d["method"] == method)].set_index("pair").reindex(ref.index)
-            g_k[_k_of(role)] = torch.tensor(a["g_c"].to_numpy(float))
-            c_k[_k_of(role)] = torch.tensor(a["correct"].fillna(False).to_numpy(bool))
-        res = rmcs_series(g_k, g_ref, c_k, c_ref, acc_drop=full_drop)
-        rows += _rho_rows(method, res, full_drop, series)
-    for method, ser in concept_series.items():
-        kk = sorted(float(k) for k in ser)
-        res = rmcs_correlation(kk, [ser[f"{k:.1f}"] for k in kk], [0] * len(kk), full_drop)
-        rows += _rho_rows(method, res, full_drop, series)
-    info = {
-        "series": series,
-        "acc_drop": {f"{k:.1f}": v for k, v in drop.items()},
-        "acc_drop_source": "verification" if acc_drop else "paper (SPEC §5.1, BAM Fig. 2 bottom)",
-        "ks": [k for k in K_VALUES],
-    }
-    return rows, info
-
-
-def paired_tests(pairs: pd.DataFrame, alpha: float = 0.05) -> list[dict[str, Any]]:
+def paired_tests(
+    pairs: pd.DataFrame, alpha: float = 0.05, skip: set[str] = frozenset()
+) -> list[dict[str, Any]]:
     """Paired tests between every two methods on the pairs both include, Holm-corrected per metric
-    (``bamkit.metrics.stats.paired_comparisons``): Wilcoxon signed-rank, or the sign test for 0/1 outcomes."""
+    (``bamkit.metrics.stats.paired_comparisons``): Wilcoxon signed-rank, or the sign test for 0/1 outcomes.
+
+    Args:
+        skip: scenarios whose pairs are not compared (those that summarise their pairs themselves)."""
     from bamkit.metrics import stats
 
     out = []
-    for metric, d in pairs[pairs["included"] & (pairs["scenario"] != "rmcs")].groupby("metric", sort=False):
+    for metric, d in pairs[pairs["included"] & ~pairs["scenario"].isin(skip)].groupby("metric", sort=False):
         hib = direction(metric)
         if hib is None:
             continue
@@ -242,38 +179,39 @@ def summarize(
     suite: Suite,
     acc_drop: dict[float, float] | None = None,
     per_image: pd.DataFrame | None = None,
-    concept: dict[str, Any] | None = None,
+    once: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The leaderboard (one row per metric × method) and the extra JSON sections (rmcs, stability, tests,
-    agreement). ``per_image`` feeds relative MCS and the stability correlations over (image, level) points;
-    ``concept`` holds the concept methods' (TCAV's) rows and relative-MCS series
-    (:func:`bamkit.evaluate.concept.run_concept`)."""
-    concept = concept or {}
+    """The leaderboard (one row per metric × method) and the extra JSON sections (each scenario's, paired tests,
+    agreement).
+
+    Args:
+        acc_drop: the verified accuracy drop per k, for relative MCS (None: the paper's).
+        per_image: the per-image table the scenarios' own summaries read.
+        once: scenario -> what it computed once per evaluation (TCAV's scores).
+    """
     frame = pairs.frame
+    per_image = per_image if per_image is not None else pd.DataFrame()
     nonfinite = nonfinite_counts(per_image)
+    own = scenarios.unsummarized(suite)  # scenarios that summarise their pairs themselves
     rows = []
     inc = frame[frame["included"]] if len(frame) else frame
     order = [m.label for m in suite.methods]
-    for metric in frame.loc[frame["scenario"] != "rmcs", "metric"].unique() if len(frame) else []:
+    for metric in frame.loc[~frame["scenario"].isin(own), "metric"].unique() if len(frame) else []:
         d = inc[inc["metric"] == metric]
+        scenario = METRICS.get(metric).scenario
         for method in order:
             if ((frame["metric"] == metric) & (frame["method"] == method)).any():
                 vals = d.loc[d["method"] == method, "value"].to_numpy(float)
                 score = pairs.scores.get((metric, method))
                 row = summarize_metric(vals, suite.samples, suite.seed, metric, method, score)
-                if METRICS.get(metric).scenario == "iir" and method in pairs.excluded_delta:
-                    row["n_delta_failed"] = pairs.excluded_delta[method]  # shown beside IIR and App. C
-                row["n_nonfinite"] = nonfinite.get((METRICS.get(metric).scenario, method), 0)
+                failed = pairs.excluded_delta.get(scenario, {})
+                if method in failed:
+                    row["n_delta_failed"] = failed[method]  # shown beside IIR and App. C
+                row["n_nonfinite"] = nonfinite.get((scenario, method), 0)
                 rows.append(row)
-    rows.extend(dict(r) for r in concept.get("rows", []))
-    per_image = per_image if per_image is not None else pd.DataFrame()
-    rrows, rinfo = rmcs_rows(per_image, suite.scenarios.rmcs, acc_drop, concept.get("series", {}))
-    rows.extend(rrows)
-    stab: dict[str, Any] = {}
-    if "protocol" in per_image:
-        st = suite.scenarios.stability
-        rows.extend(stability.correlation_rows(per_image, st, order))
-        stab = stability.summary_section(per_image, st, order)
+    ctx = SummaryContext(suite, per_image, pairs, acc_drop, once or {})
+    extra_rows, sections = scenarios.summary_extras(ctx)
+    rows.extend(extra_rows)
     summary = pd.DataFrame(rows)
     if summary.empty:
         summary = pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -287,9 +225,8 @@ def summarize(
     cols = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
     summary = summary[cols]
     extra = {
-        "rmcs": rinfo,
-        "stability": stab,
-        "paired_tests": paired_tests(frame, suite.samples.alpha) if len(frame) else [],
+        **sections,
+        "paired_tests": paired_tests(frame, suite.samples.alpha, own) if len(frame) else [],
         "agreement": ranking_agreement(summary),
     }
     return summary, extra

@@ -8,20 +8,21 @@ after an hour of attributions.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bamkit import config as cfg
 from bamkit.errors import BamkitError, ConfigError
+from bamkit.evaluate import scenarios
 from bamkit.evaluate.methods import MethodSpec, build
-from bamkit.evaluate.suite import SCENARIO_KINDS, StabilityScenario, Suite, parse
+from bamkit.evaluate.suite import Suite, parse
 from bamkit.metrics.registry import METRICS
 
 
 def validate(suite: Suite, where: str = "suite") -> Suite:
-    """Check method names/parameters and metric names before any model runs; return ``suite`` unchanged."""
+    """Check methods, metrics (names, parameters) and every scenario's settings before any model runs; return
+    ``suite`` unchanged."""
     if not suite.methods:
         raise ConfigError(f"{where}: no methods; list at least one under 'methods:' or pass --method NAME")
     labels = [m.label for m in suite.methods]
@@ -32,8 +33,19 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
         )
     for i, m in enumerate(suite.methods):
         _validate_method(m, f"{where}.methods[{i}]")
+    _validate_metrics(suite, where)
+    for sc in scenarios.bound(suite):
+        sc.check(suite, f"{where}.scenarios.{sc.name}")
+    if not scenarios.wanted(suite):
+        raise ConfigError(f"{where}: every scenario that the listed metrics need is disabled; enable one")
+    return suite
+
+
+def _validate_metrics(suite: Suite, where: str) -> None:
     known = [n for n, cls in METRICS.items() if cls.derived_from is None]
-    for name in suite.metrics:
+    names = suite.metric_names
+    for i, spec in enumerate(suite.metrics):
+        name = spec.name
         if name in METRICS and METRICS.get(name).derived_from is not None:
             parent = METRICS.get(name).derived_from
             raise ConfigError(
@@ -44,43 +56,15 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
             close = difflib.get_close_matches(name, sorted(known), n=2)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ConfigError(f"{where}.metrics: unknown metric {name!r}{hint} (bamkit metrics lists all)")
-    if suite.concept_methods() and not ({"mcs", "rmcs"} & set(suite.metrics)):
-        raise ConfigError(
-            f"{where}: concept method(s) {[m.label for m in suite.concept_methods()]} are scored by MCS and "
-            "relative MCS only; list 'mcs' or 'rmcs' under metrics:, or remove them"
-        )
-    if not any(suite.scenario_enabled(k) for k in SCENARIO_KINDS):
-        raise ConfigError(f"{where}: every scenario that the listed metrics need is disabled; enable one")
-    f = suite.scenarios.faithfulness
-    if f.interval < 1 or not 0 <= f.lower_bound < 100:
-        raise ConfigError(
-            f"{where}.scenarios.faithfulness: need 0 <= lower_bound < 100 and interval >= 1, got "
-            f"{f.lower_bound}/{f.interval}"
-        )
-    for kind in SCENARIO_KINDS:
-        mi = getattr(suite.scenarios, kind).max_images
-        if mi is not None and mi < 1:
-            raise ConfigError(f"{where}.scenarios.{kind}.max_images must be >= 1 or null, got {mi}")
-    _validate_stability(suite.scenarios.stability, f"{where}.scenarios.stability")
-    return suite
-
-
-def _validate_stability(st: StabilityScenario, where: str) -> None:
-    for key, lo, hi in (("epsilons", 0.0, math.inf), ("ratios", 0.0, 1.0)):
-        levels = getattr(st, key)
-        if not levels:
-            raise ConfigError(f"{where}.{key}: expected at least one level, got an empty list")
-        bad = [v for v in levels if not (math.isfinite(v) and lo <= v <= hi)]
-        if bad:
+        if names.count(name) > 1:
+            raise ConfigError(f"{where}.metrics: {name!r} is listed twice; list each metric once")
+        cls = METRICS.get(name)
+        if cls.scenario not in scenarios.SCENARIOS:
             raise ConfigError(
-                f"{where}.{key}: level {bad[0]!r} is outside [{lo}, {hi}]; use values such as 0.1 ... 1.0"
+                f"{where}.metrics: metric {name!r} belongs to scenario {cls.scenario!r}, which is not registered; "
+                "list the module that registers it under 'plugins:'"
             )
-        if len(set(levels)) != len(levels):
-            raise ConfigError(f"{where}.{key}: levels {list(levels)} repeat a value; list each level once")
-    if st.max_n is not None and st.max_n < 2:
-        raise ConfigError(f"{where}.max_n must be >= 2 or null (all elements), got {st.max_n}")
-    if st.batch_size is not None and st.batch_size < 1:
-        raise ConfigError(f"{where}.batch_size must be >= 1 or null, got {st.batch_size}")
+        cls.settings(spec.params, f"{where}.metrics[{i}] ({name})")
 
 
 def _validate_method(m: MethodSpec, where: str) -> None:
@@ -101,36 +85,33 @@ def load_suite(
     verify: str | Path | None = None,
     seed: int | None = None,
     allow_missing: bool | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
 ) -> Suite:
     """Load ``path``, apply CLI overrides, shrink when ``smoke``, and validate.
 
     Args:
         methods: extra methods (``--method``): registered names or ``module:callable``; they join the suite's
             methods (a name already listed is not added twice).
+        overrides: ``--set KEY=VALUE`` values for any key of the suite (``samples.n_boot=200``,
+            ``scenarios.mcs.max_images=50``); an error they cause names them.
     """
-    suite = parse(cfg.load_yaml(path), str(path))
-    over: dict[str, Any] = {}
-    if data is not None:
-        over["data"] = str(data)
-    if models is not None:
-        over["models"] = str(models)
-    if patch_data is not None:
-        over["patch_data"] = str(patch_data)
-    if verify is not None:
-        over["verify"] = str(verify)
-    if smoke is not None:
-        over["smoke"] = smoke
-    if seed is not None:
-        over["seed"] = seed
-    if allow_missing is not None:
-        over["allow_missing"] = allow_missing
+    flags: dict[str, Any] = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in {"data": data, "models": models, "patch_data": patch_data, "verify": verify, "smoke": smoke,
+                     "seed": seed, "allow_missing": allow_missing}.items()
+        if v is not None
+    }  # fmt: skip
     extra = [MethodSpec.parse(m, f"--method {m}") for m in methods]
-    have = {m.label for m in suite.methods}
-    over["methods"] = suite.methods + tuple(m for m in extra if m.label not in have)
-    suite = replace(suite, **over)
-    if suite.smoke:
-        suite = suite.shrunk()
-    return validate(suite, str(path))
+
+    def build(raw: dict[str, Any], where: str) -> Suite:
+        suite = parse(raw, where, base=Path(path).parent)
+        have = {m.label for m in suite.methods}
+        suite = replace(
+            suite, **flags, methods=suite.methods + tuple(m for m in extra if m.label not in have)
+        )
+        return validate(suite.shrunk() if suite.smoke else suite, where)
+
+    return cfg.overridden(cfg.load_yaml(path), overrides, build, str(path))
 
 
 def suite_from_dict(data: dict[str, Any], where: str = "suite") -> Suite:

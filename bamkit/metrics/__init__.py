@@ -14,7 +14,6 @@
 from bamkit.metrics import catalogue  # noqa: F401  (registers every metric in METRICS)
 from bamkit.metrics.autvc import AutvcResult, autvc, average_total_variation
 from bamkit.metrics.bam import (
-    ACC_DROP_PAPER,
     RmcsResult,
     both_correct,
     concept_attribution,
@@ -66,7 +65,6 @@ from bamkit.metrics.stats import (
 )
 
 __all__ = [
-    "ACC_DROP_PAPER",
     "METRICS",
     "MI_ESTIMATOR_NOTE",
     "AupcResult",

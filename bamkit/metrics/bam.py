@@ -25,10 +25,7 @@ from bamkit.errors import ConfigError, DataError
 from bamkit.metrics.functional import Score, as_bool, check_maps, check_same_shape
 from bamkit.metrics.stats import pearson
 from bamkit.provenance import derive_seed
-from bamkit.published import BAM_ACC_DROP
-
-# BAM Fig. 2 bottom: bamboo-forest accuracy (%) with minus without the dog CF, per k (SPEC §5.1).
-ACC_DROP_PAPER: dict[float, float] = BAM_ACC_DROP
+from bamkit.published import REFERENCE_K, accuracy_drop
 
 
 def region_attribution(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -142,7 +139,7 @@ def rmcs_series(
     correct_k: Mapping[float, torch.Tensor],
     correct_ref: torch.Tensor,
     acc_drop: Mapping[float, float] | None = None,
-    ref_k: float = 1.0,
+    ref_k: float = REFERENCE_K,
 ) -> RmcsResult:
     """Relative MCS over the commonality models ``MCS(f^k, f^{1.0})`` and Pearson ρ vs the accuracy drop.
 
@@ -151,12 +148,12 @@ def rmcs_series(
         g_ref: (N,) g_c of the reference model f^{ref_k} on the same inputs.
         correct_k: k -> (N,) bool, f^k correct; intersected with ``correct_ref`` per k.
         correct_ref: (N,) bool, the reference model correct.
-        acc_drop: k -> accuracy drop when the CF is removed (``bamkit verify``); the paper's Fig. 2 values
-            (:data:`ACC_DROP_PAPER`) when None.
+        acc_drop: k -> accuracy drop when the CF is removed (``bamkit verify``); without one, the paper's
+            (:func:`bamkit.published.accuracy_drop` decides).
         ref_k: the reference k (1.0).
     """
 
-    drop = dict(ACC_DROP_PAPER if acc_drop is None else acc_drop)
+    drop, _ = accuracy_drop(acc_drop)
     ks = tuple(sorted(k for k in g_k if not math.isclose(k, ref_k)))
     if set(ks) - set(correct_k):
         raise DataError(f"rmcs_series: correct_k lacks k = {sorted(set(ks) - set(correct_k))}")
@@ -178,7 +175,7 @@ def rmcs_correlation(
     series: Sequence[float],
     n: Sequence[int],
     acc_drop: Mapping[float, float],
-    ref_k: float = 1.0,
+    ref_k: float = REFERENCE_K,
 ) -> RmcsResult:
     """Pearson ρ of a relative-MCS series against the accuracy drop: over k = 0.1 … 0.9 (``rho9``) and with the
     reference model's own point appended (k = 1.0: its MCS against itself is 0; ``rho10``). The one place this
@@ -228,9 +225,14 @@ def idr(g_with_cf: torch.Tensor, g_without_cf: torch.Tensor, correct: torch.Tens
 def iir_per_pair(g_x: torch.Tensor, g_x_delta: torch.Tensor, t: float = 0.1) -> torch.Tensor:
     """``1[|g_c(x+δ) − g_c(x)| < t·g_c(x)]`` (BAM §4.4 as coded); g_c(x) = 0 fails. (N,) bool"""
     check_same_shape(g_x=g_x, g_x_delta=g_x_delta)
+    check_threshold(t)
+    return (g_x_delta - g_x).abs() < t * g_x
+
+
+def check_threshold(t: float) -> None:
+    """IIR's relative tolerance must be positive (a pair passes when ``|Δg_c| < t·g_c(x)``)."""
     if not t > 0:
         raise ConfigError(f"iir: expected a threshold t > 0, got {t}; the paper uses t = 0.1")
-    return (g_x_delta - g_x).abs() < t * g_x
 
 
 def iir_score(g_x: torch.Tensor, g_x_delta: torch.Tensor, correct: torch.Tensor, t: float = 0.1) -> Score:

@@ -1,34 +1,36 @@
 """Metric metadata (Quantus-style class attributes) and the ``METRICS`` registry behind ``bamkit metrics``.
 
-Each entry says what the metric needs, which ``to_saliency`` reducer feeds it, which way is better, which
-evaluation scenario produces it, its title in reports and where it comes from; the maths stays in the pure
-functions it names (mmengine's ``process``/``compute`` split: the evaluate stage gathers the inputs, the function
-computes). The evaluate stage looks every function up here at run time (:meth:`Metric.resolve`), so what the
-registry names is what computes the leaderboard:
+Each entry holds the pure function that computes it, says what the metric needs, which ``to_saliency`` mode
+feeds it, which way is better, which evaluation scenario produces it, how reports caption it and where it comes
+from (mmengine's ``process``/``compute`` split: the evaluate stage gathers the inputs, the function computes). The
+evaluate stage calls what the entry holds, so what ``bamkit metrics`` lists is what computes the leaderboard:
 
-* pair metrics (MCS, IDR, IIR, App. C, relative MCS): ``per_pair`` gives the per-pair values of ``per_pair.csv``;
-  ``function`` (a :class:`~bamkit.metrics.functional.Score`, or :func:`~bamkit.metrics.bam.rmcs_series`) gives
-  the leaderboard value;
+* pair metrics (MCS, IDR, IIR, App. C, relative MCS): ``per_pair`` gives the per-pair values of ``per_pair.csv``
+  from the two members' ``column`` (``g_c``, or ``g_c_random`` for the random-region baselines); ``function``
+  gives the leaderboard value (a :class:`~bamkit.metrics.functional.Score`, or relative MCS's series);
 * image metrics (RCAP, DAUC, Dice, ...): ``function`` on a batch, called through :meth:`Metric.image_values`;
 * stability metrics: ``function`` is the protocol of :mod:`bamkit.metrics.stability`;
-* derived rows (``derived_from`` set: random-region baselines, ρ of relative MCS, stability correlations) are
-  summary rows of another metric's scenario; a baseline is read, not ranked (``higher_is_better`` None).
+* derived rows (``derived_from`` set: random-region baselines, ρ of relative MCS, stability correlations) come
+  with another metric; a baseline is read, not ranked (``higher_is_better`` None).
 
-The entries themselves are declared in :mod:`bamkit.metrics.catalogue` (imported by ``bamkit.metrics``).
+A metric's settings are the parameters of its function named in ``params``: their defaults are the function's
+own (its signature is the one place they are declared), a suite sets them per metric
+(``{name: iir, t: 0.2}``), ``check`` validates them before any model runs, and ``title`` is formatted with them.
+The entries are declared in :mod:`bamkit.metrics.catalogue` (imported by ``bamkit.metrics``).
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
+from bamkit.errors import ConfigError
 from bamkit.registry import Registry
-
-SCENARIOS = ("mcs", "rmcs", "idr", "iir", "faithfulness", "stability")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class ImageInputs:
 
     Attributes:
         model: the classifier; x: (N,C,S,S) normalised inputs; target: (N,) long.
-        maps: reducer -> (N,S,S) 2-D maps; masks: (N,S,S) bool object masks.
+        maps: ``to_saliency`` mode -> (N,S,S) 2-D maps; masks: (N,S,S) bool object masks.
         mean, std: the model's input normalisation (places black and mean fills).
         seeds: (N,) per-image seeds for stochastic metrics (results independent of batching).
-        params: scenario settings (``lower_bound``, ``interval``, ``auc_protocol``, ``batch_size``).
+        batch_size: images per forward pass of the metrics that run the model.
     """
 
     model: torch.nn.Module
@@ -51,7 +53,7 @@ class ImageInputs:
     mean: Sequence[float]
     std: Sequence[float]
     seeds: Sequence[int] = ()
-    params: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
 
     @property
     def norm(self) -> dict[str, tuple[float, ...]]:
@@ -65,22 +67,26 @@ class ImageInputs:
 
 
 class Metric:
-    """Metadata of one metric. Subclasses set the class attributes and are registered by name.
+    """Metadata and function of one metric. Subclasses set the class attributes and are registered by name.
 
     Attributes:
         name: registry name (also the name in an evaluation suite's ``metrics:``).
-        title: how reports caption it.
-        scenario: the evaluation scenario that produces it (one of :data:`SCENARIOS`).
+        title: how reports caption it; a format string over its ``params`` (``"IIR, t = {t:.0%}"``).
+        scenario: the evaluation scenario that produces it (``bamkit.evaluate.scenarios``).
         higher_is_better: True / False, or None when it is read rather than ranked.
         requires: the inputs it needs, from {"saliency_bam", "saliency", "heatmap", "attributions",
             "masks", "model", "images", "pixels", "target", "pair", "correct", "explain"}.
-        reducer: the ``to_saliency`` mode of its maps ("bam", "abs_minmax", "signed", "raw_flat") or None.
+        saliency: the ``to_saliency`` mode of its maps ("bam", "abs_minmax", "signed", "raw_flat") or None.
         per: "image" (one value per image), "pair" (per image pair) or "dataset".
-        function: dotted path of the pure function in ``bamkit.metrics`` that computes it.
-        per_pair: pair metrics: dotted path of the per-pair function.
+        function: the pure function that computes it.
+        per_pair: pair metrics: the per-pair function.
+        column: pair metrics: the per-image column the two members of a pair contribute.
+        params: the parameters of ``function`` a suite may set (defaults: the function's signature).
+        check: validates the parameters (called with them as keywords; raises ConfigError), or None.
         protocol: stability metrics: "noise" or "masking".
-        derived_from: derived summary rows: the metric whose scenario produces them.
-        defaults: the paper's parameter defaults.
+        derived_from: derived summary rows: the metric they come with.
+        baseline: the derived row drawn beside it in the report (a random-region baseline), or None.
+        chance: the value a method at chance gets (a line in the report's bars), or None.
         paper: the source.
         note: caveats shown in listings.
     """
@@ -90,35 +96,57 @@ class Metric:
     scenario: ClassVar[str]
     higher_is_better: ClassVar[bool | None]
     requires: ClassVar[frozenset[str]] = frozenset()
-    reducer: ClassVar[str | None] = None
+    saliency: ClassVar[str | None] = None
     per: ClassVar[str] = "image"
-    function: ClassVar[str]
-    per_pair: ClassVar[str | None] = None
+    function: ClassVar[Callable[..., Any]]
+    per_pair: ClassVar[Callable[..., Any] | None] = None
+    column: ClassVar[str] = "g_c"
+    params: ClassVar[tuple[str, ...]] = ()
+    check: ClassVar[Callable[..., Any] | None] = None
     protocol: ClassVar[str | None] = None
     derived_from: ClassVar[str | None] = None
-    defaults: ClassVar[dict[str, Any]] = {}
+    baseline: ClassVar[str | None] = None
+    chance: ClassVar[float | None] = None
     paper: ClassVar[str] = ""
     note: ClassVar[str] = ""
 
-    @staticmethod
-    def _lookup(path: str) -> Callable[..., Any]:
-        mod, _, attr = path.rpartition(".")
-        return getattr(importlib.import_module(mod), attr)
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """``params`` with their defaults, read from ``function``'s signature."""
+        sig = inspect.signature(cls.function).parameters
+        return {p: sig[p].default for p in cls.params}
 
     @classmethod
-    def resolve(cls) -> Callable[..., Any]:
-        """The pure function that computes this metric (looked up now, so a wrapped function is seen)."""
-        return cls._lookup(cls.function)
+    def settings(cls, given: Mapping[str, Any] | None = None, where: str = "") -> dict[str, Any]:
+        """The parameters this metric runs with: its defaults updated by ``given``, each value checked against
+        the type the function declares and then by :attr:`check`; a one-line ConfigError naming ``where``."""
+        given = dict(given or {})
+        where = where or f"metric {cls.name!r}"
+        unknown = [k for k in given if k not in cls.params]
+        if unknown:
+            known = ", ".join(cls.params) or "none"
+            raise ConfigError(f"{where}: metric {cls.name!r} has no parameter {unknown[0]!r}; known: {known}")
+        from bamkit.config import convert
+
+        hints = typing.get_type_hints(cls.function)
+        out = cls.defaults()
+        for k, v in given.items():
+            out[k] = convert(v, hints.get(k, Any), f"{where}.{k}")
+        if cls.check is not None and out:
+            try:
+                cls.check(**out)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
+        return out
 
     @classmethod
-    def resolve_per_pair(cls) -> Callable[..., Any]:
-        """The per-pair function of a pair metric."""
-        if cls.per_pair is None:
-            raise TypeError(f"metric {cls.name!r} has no per-pair function")
-        return cls._lookup(cls.per_pair)
+    def title_for(cls, params: Mapping[str, Any] | None = None) -> str:
+        """The caption with this run's parameters filled in."""
+        values = {**cls.defaults(), **dict(params or {})}
+        return cls.title.format(**values) if values else cls.title
 
     @classmethod
-    def image_values(cls, inp: ImageInputs) -> torch.Tensor:
+    def image_values(cls, inp: ImageInputs, **params: Any) -> torch.Tensor:
         """Image metrics: (N,) values for one batch (the function called with the inputs it needs)."""
         raise TypeError(f"metric {cls.name!r} is not a per-image metric")
 
@@ -126,35 +154,51 @@ class Metric:
     def describe(cls) -> dict[str, Any]:
         return {
             "name": cls.name,
-            "title": cls.title,
+            "title": cls.title_for(),
             "scenario": cls.scenario,
             "higher_is_better": cls.higher_is_better,
             "requires": sorted(cls.requires),
-            "reducer": cls.reducer,
+            "saliency": cls.saliency,
             "per": cls.per,
-            "function": cls.function,
-            "per_pair": cls.per_pair,
+            "function": _qualname(cls.function),
+            "per_pair": _qualname(cls.per_pair) if cls.per_pair else None,
             "derived_from": cls.derived_from,
-            "defaults": dict(cls.defaults),
+            "params": cls.defaults(),
             "paper": cls.paper,
             "note": cls.note,
         }
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 METRICS: Registry[type[Metric]] = Registry("metric", "bamkit metrics")
 
 
 def register(cls: type[Metric]) -> type[Metric]:
-    """Class decorator: add a :class:`Metric` subclass to :data:`METRICS` under its ``name``."""
-    if cls.scenario not in SCENARIOS:
-        raise ValueError(f"metric {cls.name!r}: scenario {cls.scenario!r} is not one of {SCENARIOS}")
+    """Class decorator: add a :class:`Metric` subclass to :data:`METRICS` under its ``name``.
+
+    Which scenarios exist is the evaluate stage's registry (a layer above this one): it checks ``scenario``
+    when a suite asks for the metric."""
+    for attr in ("name", "scenario", "higher_is_better", "function"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"metric class {cls.__name__} sets no {attr!r}")
+    missing = [p for p in cls.params if p not in inspect.signature(cls.function).parameters]
+    if missing:
+        raise TypeError(f"metric {cls.name!r}: params {missing} are not parameters of its function")
     METRICS.add(cls.name, cls)
     return cls
 
 
 def scored(names: Sequence[str], scenario: str) -> tuple[str, ...]:
-    """The metrics of ``names`` that ``scenario`` produces (registry order kept from ``names``)."""
+    """The metrics of ``names`` that ``scenario`` produces (order kept from ``names``)."""
     return tuple(n for n in names if n in METRICS and METRICS.get(n).scenario == scenario)
+
+
+def of_scenario(scenario: str) -> tuple[type[Metric], ...]:
+    """Every registered metric of ``scenario``, in registration order (the order of its tables)."""
+    return tuple(cls for _, cls in METRICS.registered() if cls.scenario == scenario)
 
 
 def direction(name: str) -> bool | None:

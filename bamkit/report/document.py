@@ -7,13 +7,12 @@ from pathlib import Path
 from bamkit.report import grids
 from bamkit.report import stability as stab
 from bamkit.report.html import Doc
+from bamkit.report.info import is_baseline
 from bamkit.report.inputs import load_summary
+from bamkit.report.parts import ReportContext, scenario_sections
 from bamkit.report.sections import (
     agreement_section,
-    bam_section,
-    faithfulness_section,
     findings_section,
-    is_baseline,
     leaderboard,
     method_params,
     provenance_section,
@@ -33,7 +32,7 @@ def build_document(results: str | Path) -> Doc:
     doc = Doc(f"bamkit report — suite '{suite.get('name', '?')}'")
     prov = s.get("provenance", {})
     doc.p(
-        f"Methods: {', '.join(order)}. Metrics: {', '.join(suite.get('metrics', []))}. Data: "
+        f"Methods: {', '.join(order)}. Metrics: {', '.join(_metric_names(suite))}. Data: "
         f"{prov.get('data', '?')} (sha256 {str(prov.get('data_hash', ''))[:16]}…). Seed {suite.get('seed')}. "
         f"Values are full-pool means over correctly classified pairs with 95 % bootstrap CIs; 'trials' are "
         f"{suite.get('samples', {}).get('n_trials')} random subsets of "
@@ -45,25 +44,25 @@ def build_document(results: str | Path) -> Doc:
     findings_section(doc, s)
     doc.h(1, "Leaderboard")
     for metric in metrics:
-        if is_baseline(metric) or metric in stab.SECTION_ONLY:  # baselines; stability's own section
+        if is_baseline(s, metric) or metric in stab.SECTION_ONLY:  # baselines; stability's own section
             continue
         leaderboard(doc, s, metric, methods)
 
-    bam_section(doc, s, order, methods)
-    faithfulness_section(doc, s, order, methods)
-    stab.add_section(doc, s, results, order)
+    scenario_sections(doc, ReportContext(s, results, order, methods))
     agreement_section(doc, s)
     ex = grids.load_examples(results)
-    if ex:
+    titled = [(sc["name"], sc.get("grid_title")) for sc in s.get("scenarios") or [] if sc.get("grid_title")]
+    if any(name in ex for name, _ in titled):
         doc.h(1, "Saliency maps")
-        for scenario in ("mcs", "rmcs", "idr", "iir", "faithfulness"):
-            if scenario in ex:
-                doc.fig(
-                    f"grid_{scenario}",
-                    grids.saliency_grid(scenario, ex[scenario], order),
-                    grids.TITLES[scenario],
-                )
+        for name, caption in titled:
+            if name in ex:
+                doc.fig(f"grid_{name}", grids.saliency_grid(caption, ex[name], order), caption)
 
     verification_section(doc, s.get("verification"))
     provenance_section(doc, s)
     return doc
+
+
+def _metric_names(suite: dict) -> list[str]:
+    """The suite's metrics as written in summary.json: names, or ``{name: ..., settings}`` entries."""
+    return [m["name"] if isinstance(m, dict) else str(m) for m in suite.get("metrics", [])]

@@ -17,14 +17,6 @@ import numpy as np  # noqa: E402
 
 from bamkit.report.plots import _png  # noqa: E402
 
-TITLES = {
-    "mcs": "MCS: the same image under f_o (object model) and f_s (scene model) — BAM Fig. 3",
-    "rmcs": "Relative MCS: an image of the suite's set under the models f_k (BAM: dog_bedroom; Fig. 5)",
-    "idr": "IDR: f_s on the image with and without the object — BAM Fig. 7",
-    "iir": "IIR: f_∅ on x and x + δ (the patch inside the dog's mask) — BAM Fig. 9",
-    "faithfulness": "Faithfulness scenario input (RCAP / DAUC / IAUC)",
-}
-
 
 def load_examples(results: Path) -> dict[str, list[dict]]:
     """scenario -> legs (dicts with image, mask, model, set, label, maps: method -> (map, prediction))."""
@@ -59,7 +51,7 @@ MAPS_PER_ROW = 4  # maps beside each input: 5 thumbnails of ~1.9 in fit the page
 THUMB_IN = 1.9  # inches per thumbnail: ~180 px at the report's 110 dpi (>= 128 px)
 
 
-def saliency_grid(scenario: str, legs: list[dict], methods: list[str]) -> bytes:
+def saliency_grid(title: str, legs: list[dict], methods: list[str]) -> bytes:
     """Per leg, the input with the object outline, then each method's map (same colour scale), at most
     :data:`MAPS_PER_ROW` maps to a row (the input repeats), so that the page shows the thumbnails unscaled."""
     cols = [m for m in methods if any(m in leg["maps"] for leg in legs)]
@@ -91,6 +83,6 @@ def saliency_grid(scenario: str, legs: list[dict], methods: list[str]) -> bytes:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(TITLES.get(scenario, scenario), fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _png(fig)

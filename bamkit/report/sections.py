@@ -1,7 +1,9 @@
-"""The sections of the report, each a function ``(doc, summary, ...)`` that adds headings, tables and figures.
+"""The report's general sections, each a function ``(doc, summary, ...)`` that adds headings, tables and figures:
+the paper's findings, a leaderboard per metric, the metrics' agreement, verification and provenance. Each
+scenario's own figures are :mod:`bamkit.report.parts`'.
 
-Titles, directions and scenarios of the metrics are the metric registry's; published numbers are
-:mod:`bamkit.published`'s; the k-series figure is verification's own (:func:`bamkit.verify.render.k_series_png`).
+Titles and directions of the metrics come from ``summary.json`` (:mod:`bamkit.report.info`); published numbers
+are :mod:`bamkit.published`'s; the k-series figure is verification's own (:func:`bamkit.verify.render.k_series_png`).
 """
 
 from __future__ import annotations
@@ -10,29 +12,10 @@ import json
 from typing import Any
 
 from bamkit import published as pub
-from bamkit.evaluate.suite import RMCSScenario
-from bamkit.metrics.registry import METRICS
 from bamkit.report import plots
 from bamkit.report.html import Doc, fmt
+from bamkit.report.info import rows_of, title
 from bamkit.verify.render import k_series_png
-
-
-def title(metric: str) -> str:
-    """The registry's title of ``metric`` with its direction."""
-    cls = METRICS.get(metric)
-    way = {True: " — higher is better", False: " — lower is better", None: ""}[cls.higher_is_better]
-    return f"{cls.title}{way}"
-
-
-def is_baseline(metric: str) -> bool:
-    """A derived row that is read beside its metric, not ranked (the random-region baselines)."""
-    cls = METRICS.get(metric) if metric in METRICS else None
-    return cls is not None and cls.derived_from is not None and cls.higher_is_better is None
-
-
-def faithfulness_metrics() -> tuple[str, ...]:
-    """The per-image metrics of the faithfulness scenario, in registry order."""
-    return tuple(n for n, c in METRICS.items() if c.scenario == "faithfulness")
 
 
 def method_params(s: dict[str, Any]) -> dict[str, tuple[str, dict]]:
@@ -41,10 +24,6 @@ def method_params(s: dict[str, Any]) -> dict[str, tuple[str, dict]]:
         params = {k: v for k, v in m.items() if k not in ("name", "label")}
         out[m["label"]] = (m["name"], params)
     return out
-
-
-def rows_of(summary: list[dict], metric: str) -> list[dict]:
-    return [r for r in summary if r["metric"] == metric]
 
 
 def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, dict]]) -> None:
@@ -80,7 +59,7 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
     srcs = {pub.lookup(metric, *methods.get(r["method"], (r["method"], {}))) for r in rows} - {None}
     note = f"published: {'; '.join(sorted({x.source for x in srcs}))}" if srcs else "no published value"
     doc.table(
-        f"{metric} — {note}",
+        f"{title(s, metric)} ({metric}) — {note}",
         [
             "method",
             "value",
@@ -95,27 +74,6 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
         ],
         body,
     )
-
-
-# metric, axis label, random-region baseline row, constant baseline, caption (BAM Figs. 4, 8, 10, 11)
-_BAM_BARS = (
-    ("mcs", "MCS", "mcs_random", None, "MCS per method with the random-region baseline (BAM Fig. 4). "),
-    (
-        "idr",
-        "IDR",
-        "idr_random",
-        0.5,
-        "IDR per method; the dashed line is the 50 % chance level (BAM Fig. 8). ",
-    ),
-    ("iir", "IIR", None, None, None),
-    ("attribution_change", "relative change", None, None, None),
-)
-
-
-def _rmcs_set(s: dict[str, Any]) -> str:
-    """The images the relative-MCS series was scored on (the suite's ``scenarios.rmcs.set``)."""
-    sc = (s.get("suite") or {}).get("scenarios") or {}
-    return str((sc.get("rmcs") or {}).get("set", RMCSScenario().set))
 
 
 def findings_section(doc: Doc, s: dict[str, Any]) -> None:
@@ -145,95 +103,6 @@ def _measured_text(m: dict[str, Any]) -> str:
         else:
             parts.append(f"{key}: {fmt(v, 3)}")
     return "; ".join(parts)
-
-
-def bam_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict[str, tuple[str, dict]]) -> None:
-    """MCS, IDR, IIR and App. C bars with their baselines, relative MCS against the accuracy drop."""
-    summary = s["summary"]
-    doc.h(1, "BAM metrics")
-    for metric, axis, baseline, line, caption in _BAM_BARS:
-        if rows_of(summary, metric):
-            png = plots.metric_bars(
-                summary,
-                metric,
-                title(metric),
-                axis,
-                order,
-                baseline_rows=(rows_of(summary, baseline) or None) if baseline else None,
-                baseline_line=line,
-            )
-            doc.fig(metric, png, (caption or title(metric) + ". ") + pub.BAM_FINDINGS[metric])
-    rm = s.get("rmcs") or {}
-    if rm.get("series"):
-        rho = {r["method"]: r["value"] for r in rows_of(summary, "rmcs_rho")}
-        doc.fig(
-            "rmcs",
-            plots.rmcs_figure(rm["series"], rm.get("acc_drop", {}), rho, set(s.get("concept") or {})),
-            f"Relative MCS over k on {_rmcs_set(s)} against the accuracy drop ({rm.get('acc_drop_source', '')}); "
-            "concept methods (TCAV) dotted, as in BAM Fig. 6.",
-        )
-        body = []
-        for m in order:
-            r10 = next((r for r in rows_of(summary, "rmcs_rho") if r["method"] == m), None)
-            r9 = next((r for r in rows_of(summary, "rmcs_rho9") if r["method"] == m), None)
-            name, params = methods.get(m, (m, {}))
-            p = pub.lookup("rmcs_rho", name, params)
-            if r10 or r9:
-                body.append(
-                    [
-                        m,
-                        r10 and r10.get("value"),
-                        r10 and r10.get("p_value"),
-                        r9 and r9.get("value"),
-                        p.value if p else None,
-                    ]
-                )
-        doc.table(
-            "Pearson ρ between relative MCS and the accuracy drop (10 points incl. k = 1.0, 9 points "
-            "without; BAM Fig. 13)",
-            ["method", "ρ (10)", "p", "ρ (9)", "published ρ"],
-            body,
-        )
-
-
-def faithfulness_section(doc: Doc, s: dict[str, Any], order: list[str], methods: dict) -> None:
-    """The seed papers' per-image metrics: one table, published values beside, bars for RCAP/DAUC/IAUC."""
-    summary = s["summary"]
-    faith = [m for m in faithfulness_metrics() if rows_of(summary, m)]
-    if faith:
-        doc.h(1, "Faithfulness and localisation (seed papers)")
-        body = []
-        for m in order:
-            row: list[Any] = [m]
-            for metric in faith:
-                r = next((r for r in rows_of(summary, metric) if r["method"] == m), None)
-                row.append(r and r.get("value"))
-            body.append(row)
-        doc.table(
-            "Per-method means over correctly classified images (RCAP/DAUC/IAUC: GAG protocol, "
-            "abs_minmax maps)",
-            ["method", *faith],
-            body,
-        )
-        pubrows = []
-        for m in order:
-            name, params = methods.get(m, (m, {}))
-            vals = [pub.lookup(metric, name, params) for metric in faith]
-            if any(vals):
-                pubrows.append([m, *[v.value if v else None for v in vals]])
-        if pubrows:
-            doc.table(
-                f"Published values for comparison ({pub.GAG_T2}; other data and models)",
-                ["method", *faith],
-                pubrows,
-            )
-        for metric in ("rcap", "dauc", "iauc"):
-            if rows_of(summary, metric):
-                doc.fig(
-                    metric,
-                    plots.metric_bars(summary, metric, title(metric), metric, order),
-                    title(metric),
-                )
 
 
 def agreement_section(doc: Doc, s: dict[str, Any]) -> None:
@@ -404,7 +273,7 @@ def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
         )
     if counts.get("degenerate_maps"):
         doc.table(
-            "Degenerate maps (constant or non-finite before scaling; SPEC §1.3)",
+            "Degenerate maps (constant or non-finite before scaling; docs/conventions.md#saliency-modes)",
             ["method", "count"],
             [[k, v] for k, v in counts["degenerate_maps"].items()],
         )

@@ -1,4 +1,4 @@
-"""The report's stability section (SPEC §3.9): curves of mean Kendall τ and cosine against the deviation level,
+"""The report's stability section (Park; Wang & Kong 2022; docs/metrics.md#stability): curves of mean Kendall τ and cosine against the deviation level,
 Park's τ–cosine scatter coloured by the level, and the tables behind them.
 
 The curves and tables come from ``summary.json``; the scatter needs every (image, level) point, read from the
@@ -74,7 +74,7 @@ def add_section(doc: Doc, s: dict[str, Any], results: Path, order: list[str]) ->
         return
     protocols = st.get("protocols") or sorted({d["protocol"] for d in levels})
     methods = [m for m in order if any(d["method"] == m for d in levels)]
-    doc.h(1, "Stability: Kendall τ and cosine under input deviations (SPEC §3.9)")
+    doc.h(2, "Kendall τ and cosine under input deviations")
     doc.p(
         f"Model {st.get('model')} on {st.get('set')}; Kendall τ-{st.get('variant')} and cosine between the raw "
         f"flattened attributions a(x) and a(x̂)"

@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from bamkit.config import from_dict, load_yaml, to_dict
+from bamkit.classes import LabelField
+from bamkit.config import apply_overrides, from_dict, load_yaml, overridden, to_dict
 from bamkit.errors import ConfigError
-
-LABEL_FIELDS = ("object_label", "scene_label")
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+from bamkit.nets import NETWORKS
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class DataConfig:
 
     path: str | None = None
     train_set: str = "obj_scene"
-    label_field: Literal["object_label", "scene_label"] = "scene_label"
+    label_field: LabelField = "scene_label"
     batch_size: int = 64
     num_workers: int = 4
     hflip: bool = True
@@ -76,21 +72,27 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network (SPEC §4.7: torchvision ResNet-50, ImageNet weights, every layer fine-tuned).
+    """The network (BAM App. D: an ImageNet ResNet-50, every layer fine-tuned).
 
     Attributes:
-        arch: ``resnet50`` | ``resnet18`` | ``small_cnn``.
-        weights: ``imagenet`` | ``imagenet_v2`` | ``none`` | a local state-dict path.
+        arch: a registered network (:data:`bamkit.nets.NETWORKS`): ``resnet50``, ``resnet18``,
+            ``efficientnet_lite0``, ``small_cnn``, or one a plug-in registers.
+        weights: a named checkpoint of the network (``imagenet``, ``imagenet_v2``), ``none``, or a local
+            state-dict path.
         input_size: side of the square model input (224 for ResNet-50; stored 128 px images are resized).
         width: ``small_cnn`` first-stage channels.
     """
 
-    arch: Literal["resnet50", "resnet18", "small_cnn", "efficientnet_lite0"] = "resnet50"
+    arch: str = "resnet50"
     weights: str = "imagenet"
     input_size: int = 224
     width: int = 16
 
     def __post_init__(self) -> None:
+        if self.arch not in NETWORKS:
+            raise ConfigError(
+                f"model.arch: {NETWORKS.unknown_message(self.arch)}; known: {', '.join(NETWORKS.names())}"
+            )
         if self.input_size < 16:
             raise ConfigError(f"model.input_size must be >= 16, got {self.input_size}")
 
@@ -272,64 +274,20 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _deep_merge(load_raw(p.parent / base, _seen + (p,)), data)
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"trainer.max_epochs=3"`` -> ``("trainer.max_epochs", 3)``; the value is read as YAML."""
-    key, sep, value = text.partition("=")
-    key = key.strip().lstrip("-")
-    if not sep or not key:
-        raise ConfigError(f"override {text!r} is not KEY=VALUE; write e.g. --set trainer.max_epochs=3")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"override {text!r}: cannot read the value as YAML; quote it") from None
-    if isinstance(parsed, str) and _FLOAT.fullmatch(parsed.strip()):
-        parsed = float(parsed)  # YAML 1.1 reads "1e-4" (no dot) as a string
-    return key, parsed
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> dict:
-    """Set dotted keys in a nested mapping (validation happens when the dataclass is built)."""
-    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
-    out = copy.deepcopy(data)
-    for key, value in items:
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
-            node = nxt
-        node[leaf] = value
-    return out
-
-
 def is_sweep(data: dict[str, Any]) -> bool:
     return "models" in data
 
 
 def build_train_config(data: dict[str, Any], where: str) -> TrainConfig:
     """Validate a merged mapping as :class:`TrainConfig` (unknown keys name the closest known one)."""
-    cfg = from_dict(TrainConfig, data, where=where)
-    if cfg.data.label_field not in LABEL_FIELDS:  # Literal already checks; kept explicit for readers
-        raise ConfigError(f"{where}: data.label_field must be one of {LABEL_FIELDS}")
-    return cfg
+    return from_dict(TrainConfig, data, where=where)
 
 
 def _build_with_overrides(
     data: dict[str, Any], where: str, overrides: list[str] | tuple[str, ...]
 ) -> TrainConfig:
-    """The config of ``data`` with the command line's ``--set`` values applied; an error names its source: the
-    file for the file's own values, the ``--set`` value for a bad override."""
-    if not overrides:
-        return build_train_config(data, where)
-    build_train_config(data, where)  # the file's own values first, so their errors name the file
-    try:
-        return build_train_config(apply_overrides(data, overrides), "--set")
-    except ConfigError as e:
-        given = " ".join(f"--set {o}" for o in overrides)
-        raise ConfigError(
-            f"{str(e).replace('--set.', '--set ', 1)} (given on the command line: {given})"
-        ) from None
+    """The config of ``data`` with the command line's ``--set`` values applied (:func:`bamkit.config.overridden`)."""
+    return overridden(data, overrides, lambda d, w: build_train_config(d, w), where)
 
 
 def load_configs(

@@ -29,6 +29,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bamkit.classes import LABEL_FIELDS
 from bamkit.data.h5 import SPLIT_TRAIN, SPLIT_VAL, BamFile
 from bamkit.errors import ConfigError, DataError
 from bamkit.preprocess import Preprocess
@@ -264,8 +265,8 @@ class BamDataModule(pl.LightningDataModule):
         self._pre = preprocess if preprocess is not None else Preprocess(input_size)
         if self._pre.input_size != input_size:
             raise ConfigError(f"preprocess.input_size {self._pre.input_size} != input_size {input_size}")
-        if label_field not in ("object_label", "scene_label"):
-            raise ConfigError(f"label_field must be 'object_label' or 'scene_label', got {label_field!r}")
+        if label_field not in LABEL_FIELDS:
+            raise ConfigError(f"label_field must be one of {', '.join(LABEL_FIELDS)}, got {label_field!r}")
         self.path, self.train_set, self.label_field = str(path), train_set, label_field
         self.input_size, self.batch_size, self.num_workers = input_size, batch_size, num_workers
         self.hflip, self.seed, self.shuffle_blocks, self.cache_mb = hflip, seed, shuffle_blocks, cache_mb

@@ -21,6 +21,7 @@ import torch
 
 from bamkit import atomic, progress
 from bamkit.config import to_dict
+from bamkit.devices import LIGHTNING_PRECISION, decide
 from bamkit.errors import ConfigError, DataError
 from bamkit.locks import output_lock
 from bamkit.models import preprocess_for
@@ -58,35 +59,35 @@ def _quiet_lightning():
             logging.getLogger(n).setLevel(lv)
 
 
-def _on_gpu(cfg: TrainConfig) -> bool:
-    """Whether the trainer will run on a GPU: what the ``auto`` settings below are decided by."""
-    return cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+def _device(cfg: TrainConfig) -> str:
+    """Where the trainer will run, as the ``auto`` settings below are decided by: ``cuda`` or ``cpu``."""
+    gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "cuda" if gpu else "cpu"
 
 
 def _precision(cfg: TrainConfig) -> str:
+    """``trainer.precision`` with ``auto`` decided by the rule evaluation uses too (:func:`bamkit.devices.decide`),
+    as Lightning names it; any other value is Lightning's own string."""
     t = cfg.trainer
     if t.precision != "auto":
         return t.precision
-    # bf16 autocast on GPUs that support it (SPEC §4.7 trains in fp32 on TF; bf16 keeps fp32's range).
-    return "bf16-mixed" if _on_gpu(cfg) and torch.cuda.is_bf16_supported() else "32-true"
+    return LIGHTNING_PRECISION[decide(_device(cfg)).precision]
 
 
 def _channels_last(cfg: TrainConfig) -> bool:
-    """``trainer.channels_last`` with ``auto`` decided: on a GPU, off elsewhere (as ``precision: auto``)."""
-    t = cfg.trainer
-    if t.channels_last != "auto":
-        return bool(t.channels_last)
-    return _on_gpu(cfg)
+    """``trainer.channels_last`` with ``auto`` decided by :func:`bamkit.devices.decide`."""
+    return decide(_device(cfg), channels_last=cfg.trainer.channels_last).channels_last
 
 
-def _state_dir(out: Path, cfg: TrainConfig, data_hash: str) -> Path:
-    """``<out>/<name>/`` for Lightning's checkpoints; wiped of stale state when config or data changed."""
+def _state_dir(out: Path, cfg: TrainConfig, data_hash: str, fresh: bool = False) -> Path:
+    """``<out>/<name>/`` for Lightning's checkpoints; wiped of stale state when config or data changed (or
+    ``fresh``: ``--force`` trains from the start)."""
     work = out / cfg.name
     work.mkdir(parents=True, exist_ok=True)
     stamp = {"config_hash": config_hash(cfg), "data_hash": data_hash}
     f = work / "run.json"
     old = json.loads(f.read_text()) if f.is_file() else None
-    if old != stamp:
+    if old != stamp or fresh:
         for name in ("last.ckpt", "best.ckpt"):
             with contextlib.suppress(FileNotFoundError):
                 (work / name).unlink()
@@ -150,7 +151,9 @@ def _log_progress(name: str) -> list:
     return [LogSteps()]
 
 
-def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Sequence = ()) -> Path:
+def train_one(
+    cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Sequence = (), fresh: bool = False
+) -> Path:
     """Train (or resume) one model and export ``<out>/<cfg.name>.ckpt``; no skip check (see :func:`train_config`).
 
     Args:
@@ -158,6 +161,7 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
         data: the HDF5 dataset file.
         out: the models folder.
         callbacks: extra Lightning callbacks (tests use one to interrupt a run).
+        fresh: start from the first step even where an interrupted run's state could be resumed.
 
     Returns:
         the exported checkpoint path.
@@ -174,10 +178,18 @@ def train_one(cfg: TrainConfig, data: str | Path, out: str | Path, callbacks: Se
     rank0 = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
     lock = output_lock(out / run.name, f"model {run.name!r}") if rank0 else contextlib.nullcontext()
     with lock:
-        return _train(cfg, run, data, out, data_hash, callbacks)
+        return _train(cfg, run, data, out, data_hash, callbacks, fresh)
 
 
-def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, callbacks: Sequence) -> Path:
+def _train(
+    cfg: TrainConfig,
+    run: TrainConfig,
+    data,
+    out: Path,
+    data_hash: str,
+    callbacks: Sequence,
+    fresh: bool = False,
+) -> Path:
     """:func:`train_one` under the model's lock."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -186,7 +198,7 @@ def _train(cfg: TrainConfig, run: TrainConfig, data, out: Path, data_hash: str, 
     from bamkit.train.datamodule import BamDataModule
     from bamkit.train.module import BamClassifier
 
-    work = _state_dir(out, cfg, data_hash)
+    work = _state_dir(out, cfg, data_hash, fresh)
     d, m, o, t = run.data, run.model, run.optim, run.trainer
     with _quiet_lightning():
         pl.seed_everything(run.seed, workers=True, verbose=False)
@@ -278,8 +290,10 @@ def train_config(
     out: str | Path | None = None,
     smoke: bool = False,
     overrides: Sequence[str] = (),
+    force: bool = False,
 ) -> list[Path]:
-    """Train every model a config file names (one model or a sweep), skipping current ones.
+    """Train every model a config file names (one model or a sweep), skipping current ones (all of them again
+    from the first step with ``force``).
 
     Args:
         config_path: a training YAML (``train/f_o.yaml``) or a sweep (``train/all.yaml``, ``train/demo.yaml``).
@@ -287,6 +301,7 @@ def train_config(
         out: the models folder; overrides ``out`` of the configs.
         smoke: shrink every run to a few batches (``smoke: true``).
         overrides: ``KEY=VALUE`` dotted overrides applied to every model (``trainer.max_epochs=3``).
+        force: train even the models whose checkpoint is current.
 
     Returns:
         the checkpoint paths, in config order (skipped ones included).
@@ -310,7 +325,7 @@ def train_config(
     for i, (cfg, dpath, odir) in enumerate(progress.bar(todo, desc="models", unit="model")):
         run = cfg.resolved()
         ckpt = odir / f"{run.name}.ckpt"
-        if is_current(ckpt, cfg, set_hash(dpath, run.data.train_set, run.data.label_field)):
+        if not force and is_current(ckpt, cfg, set_hash(dpath, run.data.train_set, run.data.label_field)):
             log.info("%s: %s is current; skipped", run.name, ckpt)
             paths.append(ckpt)
             continue
@@ -322,5 +337,5 @@ def train_config(
             run.data.train_set,
             run.data.label_field,
         )
-        paths.append(train_one(cfg, dpath, odir))
+        paths.append(train_one(cfg, dpath, odir, fresh=force))
     return paths

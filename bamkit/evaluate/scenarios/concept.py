@@ -1,28 +1,106 @@
-"""Concept methods in the BAM scenarios (BAM App. F–G; SPEC §2.16): TCAV's MCS and relative MCS.
+"""Concept methods in the BAM scenarios (BAM App. F-G): TCAV's MCS and relative MCS.
 
 A concept method scores a concept for a class, not pixels: MCS = TCAV(f_o, dog class, dog concept) −
 TCAV(f_s, scene class of the target images, dog concept), and the relative series TCAV(f_k) − TCAV(f_1.0) over
-the commonality models (all scene models; target class = the target images' scene). Every model sees the same
-target, concept and random images (drawn once with the suite's seed), preprocessed its own way. The spread over
-TCAV's random repeats gives the interval; the same difference with the random counterpart as the "concept" is
-TCAV's random baseline (App. G). It runs once per evaluation (in shard 0), the rows join the leaderboard.
+the commonality models (all scene models; target class = the target images' scene); the models are the MCS
+and relative-MCS scenarios'. Every model sees the same target, concept and random images (drawn once with the
+suite's seed), preprocessed its own way. The spread over TCAV's random repeats gives the interval; the same
+difference with the random counterpart as the "concept" is TCAV's random baseline (App. G). It runs once per
+evaluation (in shard 0); the rows join the leaderboard, the series relative MCS's ρ.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from bamkit.classes import COMMON_FEATURE
-from bamkit.errors import DataError
+from bamkit.errors import ConfigError, DataError
 from bamkit.evaluate.legs import select_rows
 from bamkit.evaluate.methods import build
-from bamkit.evaluate.suite import Suite
+from bamkit.evaluate.scenarios.base import (
+    Scenario,
+    ScenarioSettings,
+    Split,
+    SummaryContext,
+    register_scenario,
+)
 from bamkit.provenance import derive_seed
+from bamkit.published import k_label, k_of_model
+
+if TYPE_CHECKING:
+    from bamkit.evaluate.suite import Suite
+
+
+@dataclass(frozen=True)
+class ConceptSettings(ScenarioSettings):
+    """Concept methods (TCAV) in MCS and relative MCS.
+
+    Args:
+        target_set, split, max_images: the target images (BAM: ``dog_bedroom``, 100 images).
+        concept_set, concept_split, n_concept: the concept examples: images of ``concept_set`` that show the
+            common feature (BAM: 100 ``X_{o,s}`` images whose object is a dog).
+        random_set, n_random: the random sets (BAM: ``X_{∅,s}`` images), ``n_random`` images each; the method's
+            ``num_random`` negatives plus one counterpart are drawn, disjoint, with the suite's seed.
+    """
+
+    split: Split = "all"
+    max_images: int | None = 100
+    target_set: str = "dog_bedroom"
+    concept_set: str = "obj_scene"
+    concept_split: Split = "val"
+    n_concept: int = 100
+    random_set: str = "scene_only"
+    n_random: int = 100
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        for key in ("n_concept", "n_random"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@register_scenario
+class ConceptScenario(Scenario):
+    name, Settings = "concept", ConceptSettings
+    smoke_images = 8
+    report_parts = ()  # its rows stand in the MCS leaderboard and the relative-MCS figure
+
+    def wanted(self, suite: Suite) -> bool:
+        return (
+            self.settings.enabled
+            and bool(suite.concept_methods())
+            and bool({"mcs", "rmcs"} & set(suite.metric_names))
+        )
+
+    def check(self, suite: Suite, where: str) -> None:
+        super().check(suite, where)
+        if suite.concept_methods() and not ({"mcs", "rmcs"} & set(suite.metric_names)):
+            raise ConfigError(
+                f"{where.rsplit('.scenarios', 1)[0]}: concept method(s) {[m.label for m in suite.concept_methods()]} "
+                "are scored by MCS and relative MCS only; list 'mcs' or 'rmcs' under metrics:, or remove them"
+            )
+
+    def shrunk(self) -> ConceptSettings:
+        s = self.settings
+        return replace(super().shrunk(), n_concept=min(s.n_concept, self.smoke_images),
+                       n_random=min(s.n_random, self.smoke_images))  # fmt: skip
+
+    def roles(self, suite: Suite) -> tuple[str, ...]:
+        mcs, rmcs = suite.scenarios["mcs"], suite.scenarios["rmcs"]
+        return (*mcs.models, *rmcs.models, rmcs.reference)
+
+    def run_once(self, suite: Suite, bam: Any, models: Mapping[str, Any], opts: Any) -> dict[str, Any]:
+        return run_concept(suite, bam, models, opts)
+
+    def summary(self, ctx: SummaryContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        done = ctx.once.get(self.name) or {}
+        return [dict(r) for r in done.get("rows", [])], {"concept": done.get("details", {})}
 
 
 def _images(view, rows: np.ndarray, lm) -> torch.Tensor:
@@ -32,7 +110,7 @@ def _images(view, rows: np.ndarray, lm) -> torch.Tensor:
 
 def concept_sets(suite: Suite, bam) -> dict[str, Any]:
     """Rows of the target images, the concept examples and ``num_random + 1`` disjoint random sets."""
-    c = suite.scenarios.concept
+    c = suite.scenarios["concept"]
     for s in (c.target_set, c.concept_set, c.random_set):
         if not bam.has(s):
             raise DataError(f"concept scenario: set {s!r} is not in the data file; build it or disable TCAV")
@@ -59,7 +137,7 @@ def concept_sets(suite: Suite, bam) -> dict[str, Any]:
 
 
 def _tcav(obj, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts):
-    c = suite.scenarios.concept
+    c = suite.scenarios["concept"]
     randoms = [_images(bam[c.random_set], r, lm) for r in sets["randoms"]]
     return obj.score(
         lm.module,
@@ -93,10 +171,10 @@ def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str,
     specs = suite.concept_methods()
     if not specs:
         return {}
-    sc = suite.scenarios
+    mcs, rmcs = suite.scenarios["mcs"], suite.scenarios["rmcs"]
     sets = concept_sets(suite, bam)
     objects, scenes = bam.files[0].object_classes, bam.files[0].scene_classes
-    target_view = bam[sc.concept.target_set]
+    target_view = bam[suite.scenarios["concept"].target_set]
     tscene = int(np.bincount(target_view.read("scene_label", sets["target"]).clip(0)).argmax())
     out: dict[str, Any] = {"rows": [], "series": {}, "details": {}, "sets": {k: len(v) if k != "randoms"
                            else [len(r) for r in v] for k, v in sets.items()}}  # fmt: skip
@@ -108,26 +186,26 @@ def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str,
             return _tcav(obj, models[role], bam, suite, sets, cls, opts)
 
         res = {}
-        if "mcs" in suite.metrics and all(r in models for r in sc.mcs.models):
-            res["f_o"] = score(sc.mcs.models[0], objects.index(COMMON_FEATURE))
-            res["f_s"] = score(sc.mcs.models[1], tscene)
+        if "mcs" in suite.metric_names and all(r in models for r in mcs.models):
+            res["f_o"] = score(mcs.models[0], objects.index(COMMON_FEATURE))
+            res["f_s"] = score(mcs.models[1], tscene)
             out["rows"].append(_row("mcs", spec.label, res["f_o"], res["f_s"], n))
             null = _row("mcs_random", spec.label, res["f_o"], res["f_s"], n)
             null["value"] = res["f_o"].random_score - res["f_s"].random_score
             out["rows"].append(null)
-        if "rmcs" in suite.metrics and sc.rmcs.reference in models:
-            ref = score(sc.rmcs.reference, tscene)
+        if "rmcs" in suite.metric_names and rmcs.reference in models:
+            ref = score(rmcs.reference, tscene)
             series = {}
-            for role in sc.rmcs.models:
+            for role in rmcs.models:
                 if role in models:
-                    r = ref if role == sc.rmcs.reference else score(role, tscene)  # deterministic: reuse
-                    series[f"{float(role.removeprefix('f_k')):.1f}"] = r.concept_score - ref.concept_score
+                    r = ref if role == rmcs.reference else score(role, tscene)  # deterministic: reuse
+                    series[k_label(k_of_model(role))] = r.concept_score - ref.concept_score
                     res[role] = r
-            res[sc.rmcs.reference] = ref
+            res[rmcs.reference] = ref
             out["series"][spec.label] = series
         out["details"][spec.label] = {
             role: {"concept_score": r.concept_score, "kept_layers": list(r.kept_layers), "p_values": r.p_values,
-                   "target_class": (objects if role == sc.mcs.models[0] else scenes)[r.meta["target_class"]]}
+                   "target_class": (objects if role == mcs.models[0] else scenes)[r.meta["target_class"]]}
             for role, r in res.items()
         }  # fmt: skip
     return out

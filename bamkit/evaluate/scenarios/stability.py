@@ -1,11 +1,11 @@
-"""The stability scenario (SPEC §3.9; Park, "SmoothGrad has better Kendall's rank for removed pixels"; Wang &
-Kong 2022): Kendall τ and cosine between the raw flattened attributions a(x) and a(x̂), per method, image and
+"""The stability scenario (Park, "SmoothGrad has better Kendall's rank for removed pixels"; Wang & Kong 2022;
+docs/metrics.md#stability): Kendall τ and cosine between the raw flattened attributions a(x) and a(x̂), per method, image and
 deviation level, under two protocols.
 
 * ``noise`` (protocol 1): ``x̂ = x + ε·u``, u uniform in (0, 1] element-wise (one-sided, normalised units). Each
   image draws its u's from its own generator (seeded by suite seed, set and row), a fresh u per ε in the order
   of ``epsilons`` — exactly what :func:`bamkit.metrics.input_noise_stability` draws for that image alone.
-* ``masking`` (protocol 2, Park eq. 6 with the SPEC §3.9 fixes): rank the pixels by the *clean* attribution's
+* ``masking`` (protocol 2, Park eq. 6 with the fixes docs/metrics.md#stability lists): rank the pixels by the *clean* attribution's
   channel-mean |a|, set the top ``round(ratio·H·W)`` pixels to the fill value in **all** channels, on a fresh
   copy of x for every ratio — :func:`bamkit.metrics.masking_stability` per image.
 
@@ -17,34 +17,139 @@ copies of a batch of images and all their levels and send them through ``attribu
 ``batch_size`` copies (noise copies are shared by all methods in one call; masked copies depend on the method's
 own ranking, one call per method), so memory stays bounded by one chunk of attributions.
 
-Results: per-image rows with ``protocol``, ``level``, ``tau``, ``cosine``; per-image means over the levels as
-per-pair metrics ``kendall_<protocol>`` / ``cosine_<protocol>``; per method × protocol × level means
-(:func:`level_table`) and per method × protocol the Pearson r(τ, cosine) over all (image, level) points and
-the Spearman ρ(τ, level) (:func:`correlation_rows`).
+Results: per-image rows with ``protocol``, ``level``, ``tau``, ``cosine``; the tables built from them are
+:mod:`bamkit.evaluate.scenarios.stability_tables`'.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
+from bamkit.errors import ConfigError
 from bamkit.evaluate.cache import model_token
-from bamkit.evaluate.legs import Leg
-from bamkit.evaluate.suite import StabilityScenario
+from bamkit.evaluate.legs import Leg, PlanContext
+from bamkit.evaluate.pairs import PairTable
+from bamkit.evaluate.scenarios import stability_tables as tables
+from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, SummaryContext, register_scenario
 from bamkit.metrics.registry import METRICS
-from bamkit.metrics.stability import Explain
+from bamkit.metrics.stability import LEVELS, Explain, input_noise_stability
 from bamkit.provenance import derive_seed
+
+if TYPE_CHECKING:
+    from bamkit.evaluate.suite import Suite
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("noise", "masking")
+PROTOCOLS = tables.PROTOCOLS
 _PROTOCOL_METRIC = {"noise": "kendall_noise", "masking": "kendall_masking"}
+_DEFAULTS = inspect.signature(input_noise_stability).parameters  # the protocols' own defaults
+
+
+@dataclass(frozen=True)
+class StabilitySettings(ScenarioSettings):
+    """Robustness of the raw attributions: Kendall τ and cosine between a(x) and a(x̂) for every method, image
+    and deviation level.
+
+    * Protocol 1 (metrics ``kendall_noise`` / ``cosine_noise``): ``x̂ = x + ε·u``, u uniform in (0, 1] per element,
+      drawn per image from a generator seeded by (suite seed, set, row), a fresh u for every ε.
+    * Protocol 2 (``kendall_masking`` / ``cosine_masking``): the top ``ratio`` pixels of the *clean*
+      attribution's channel-mean |a| are set to ``fill`` in all channels, on a fresh copy of x per ratio.
+
+    The method runs with the image's own seeds on x and on every x̂, so stochastic methods (SmoothGrad, ...)
+    see the same noise draws: the comparison measures the input change, not sampling noise.
+
+    Args:
+        model, set, split, max_images: the images (a seeded subset, as the other scenarios).
+        epsilons: ε of protocol 1 (normalised input units).
+        ratios: removed fractions of protocol 2, in [0, 1].
+        variant: Kendall τ-b (bamkit default) or τ-c (Park's notebook).
+        max_n: compare a seeded random subset of this many attribution elements (None: all of them).
+        fill: masked value: ``"mean"`` (0 in normalised space = the mean colour) or ``"black"`` (pixel 0).
+        correct_only: summarise only correctly classified images (Park uses every image: default False).
+        batch_size: perturbed copies per ``attribute_many`` call (default ``execution.batch_size``).
+    """
+
+    max_images: int | None = 50
+    model: str = "f_o"
+    set: str = "obj_scene"
+    epsilons: tuple[float, ...] = LEVELS
+    ratios: tuple[float, ...] = LEVELS
+    variant: Literal["b", "c"] = _DEFAULTS["variant"].default
+    max_n: int | None = _DEFAULTS["max_n"].default
+    fill: Literal["mean", "black"] = "mean"
+    correct_only: bool = False
+    batch_size: int | None = None
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        for key, lo, hi in (("epsilons", 0.0, math.inf), ("ratios", 0.0, 1.0)):
+            levels = getattr(self, key)
+            if not levels:
+                raise ConfigError(f"{where}.{key}: expected at least one level, got an empty list")
+            bad = [v for v in levels if not (math.isfinite(v) and lo <= v <= hi)]
+            if bad:
+                raise ConfigError(
+                    f"{where}.{key}: level {bad[0]!r} is outside [{lo}, {hi}]; use values such as 0.1 ... 1.0"
+                )
+            if len(set(levels)) != len(levels):
+                raise ConfigError(
+                    f"{where}.{key}: levels {list(levels)} repeat a value; list each level once"
+                )
+        if self.max_n is not None and self.max_n < 2:
+            raise ConfigError(f"{where}.max_n must be >= 2 or null (all elements), got {self.max_n}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be >= 1 or null, got {self.batch_size}")
+
+
+@register_scenario
+class StabilityScenario(Scenario):
+    name, Settings = "stability", StabilitySettings
+    smoke_images = 4
+    group = "Stability of the attributions"
+    report_parts = ("stability",)
+
+    def protocols(self, suite: Suite) -> tuple[str, ...]:
+        """The protocols the listed metrics ask for, in order ("noise", "masking")."""
+        want = {METRICS.get(m).protocol for m in suite.metrics_of(self.name)}
+        return tuple(p for p in PROTOCOLS if p in want)
+
+    def wanted(self, suite: Suite) -> bool:
+        return self.settings.enabled and bool(self.protocols(suite))
+
+    def plan(self, ctx: PlanContext) -> list[Leg]:
+        s = self.settings
+        if not ctx.need(self.name, [s.model], [s.set]):
+            return []
+        rows = ctx.rows(s.set, s.split, s.max_images)
+        return [
+            Leg(self.name, s.model, s.set, rows, rows, (), scores=self.protocols(ctx.suite), pool_pairs=rows)
+        ]
+
+    def run_leg(self, runner: Any, leg: Leg) -> list[pd.DataFrame]:
+        # raw attributions of perturbed copies: no 2-D maps, no cache
+        return run_stability_leg(runner, leg, self.settings)
+
+    def pairs(self, per_image: pd.DataFrame, suite: Suite, out: PairTable) -> None:
+        if "protocol" in per_image:
+            st = tables.pair_rows(per_image, self.settings)
+            if len(st):
+                out.parts.append(st)
+
+    def summary(self, ctx: SummaryContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if "protocol" not in ctx.per_image:
+            return [], {"stability": {}}
+        order = [m.label for m in ctx.suite.methods]
+        rows = tables.correlation_rows(ctx.per_image, self.settings, order)
+        return rows, {"stability": tables.summary_section(ctx.per_image, self.settings, order)}
 
 
 def make_explain(
@@ -56,7 +161,7 @@ def make_explain(
 ) -> Explain:
     """``explain(inputs, index)`` running ``methods`` (label -> Method) in one ``attribute_many`` call, each copy
     with the target and the attribution seeds of the clean image it comes from (``index``), so a copy's samples
-    are those of its clean image (paired noise, SPEC §3.9)."""
+    are those of its clean image (paired noise)."""
     import bamkit.attribution as A
 
     def explain(inputs: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -77,14 +182,14 @@ def image_seeds(seed: int, role: str, set_name: str, rows: np.ndarray) -> tuple[
     return attr, stab
 
 
-def _fill(st: StabilityScenario, pre, x: torch.Tensor) -> float | torch.Tensor:
+def _fill(st: StabilitySettings, pre, x: torch.Tensor) -> float | torch.Tensor:
     if st.fill == "black":
         return pre.black(x[:1])[0]
-    return 0.0  # normalised 0 = the dataset mean colour (SPEC §3.9)
+    return 0.0  # normalised 0 = the dataset mean colour
 
 
 def stability_batch(
-    st: StabilityScenario,
+    st: StabilitySettings,
     explain_of: Callable[[Sequence[str]], Explain],
     methods: Sequence[str],
     x: torch.Tensor,
@@ -110,11 +215,11 @@ def stability_batch(
     out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     common = {"variant": st.variant, "max_n": st.max_n, "seeds": stab_seeds, "chunk": chunk}
     if "noise" in protocols:
-        noise = METRICS.get(_PROTOCOL_METRIC["noise"]).resolve()
+        noise = METRICS.get(_PROTOCOL_METRIC["noise"]).function
         res = noise(explain, x, st.epsilons, clean=clean, **common)  # copies shared by every method
         out.update({(k, "noise"): (r.tau.numpy(), r.cosine.numpy()) for k, r in res.items()})
     if "masking" in protocols:
-        masking = METRICS.get(_PROTOCOL_METRIC["masking"]).resolve()
+        masking = METRICS.get(_PROTOCOL_METRIC["masking"]).function
         for label in methods:
             a = clean[label]
             if a.ndim != 4 or a.shape[-2:] != x.shape[-2:]:  # a map at another resolution cannot rank pixels
@@ -137,7 +242,7 @@ def stability_batch(
     return out
 
 
-def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
+def run_stability_leg(runner, leg: Leg, st: StabilitySettings) -> list[pd.DataFrame]:
     """The stability rows of ``leg`` (one model on one set's rows) for a :class:`ShardRunner`."""
     from bamkit.progress import bar
 
@@ -146,7 +251,6 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
     pre = lm.meta.preprocess
     p = next(iter(lm.module.parameters()), None)
     dev = p.device if p is not None else torch.device("cpu")
-    st = runner.scenarios.stability
     bs = runner.execution.batch_size
     chunk = st.batch_size or bs
     objs = {label: obj for label, (_, obj) in runner.methods.items()}
@@ -196,136 +300,3 @@ def run_stability_leg(runner, leg: Leg) -> list[pd.DataFrame]:
                     )
                 )
     return frames
-
-
-# -- tables -------------------------------------------------------------------------------------------------
-def _points(per_image: pd.DataFrame, st: StabilityScenario) -> pd.DataFrame:
-    """The stability rows kept for summaries (the ``correct_only`` filter applied)."""
-    if per_image.empty or "protocol" not in per_image:
-        return per_image.iloc[0:0]
-    d = per_image[per_image["scenario"] == "stability"]
-    if st.correct_only:
-        d = d[d["correct"].astype(bool)]
-    return d
-
-
-def pair_rows(per_image: pd.DataFrame, st: StabilityScenario) -> pd.DataFrame:
-    """Per-image means over the levels as per-pair rows ``kendall_<protocol>`` / ``cosine_<protocol>``
-    (the levels where the value is defined; NaN levels are counted in :func:`level_table`)."""
-    d = per_image[per_image["scenario"] == "stability"] if "protocol" in per_image else per_image.iloc[0:0]
-    out = []
-    for proto in PROTOCOLS:
-        p = d[d["protocol"] == proto]
-        if p.empty:
-            continue
-        g = p.groupby(["method", "image"], sort=False)
-        means = g[["tau", "cosine"]].mean()  # pandas' mean skips NaN
-        correct = g["correct"].first().astype(bool)
-        keep = correct if st.correct_only else pd.Series(True, index=correct.index)
-        for col, metric in (("tau", f"kendall_{proto}"), ("cosine", f"cosine_{proto}")):
-            v = means[col].to_numpy(float)
-            out.append(
-                pd.DataFrame(
-                    {
-                        "scenario": "stability",
-                        "metric": metric,
-                        "method": means.index.get_level_values("method"),
-                        "pair": means.index.get_level_values("image").astype(np.int64),
-                        "value": v,
-                        "included": keep.to_numpy(bool) & np.isfinite(v),
-                    }
-                )
-            )
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-
-
-def level_table(per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]) -> pd.DataFrame:
-    """Per method × protocol × level: images, undefined values, mean/std of τ and cosine."""
-    cols = [
-        "method",
-        "protocol",
-        "level",
-        "n",
-        "n_undefined",
-        "tau_mean",
-        "tau_std",
-        "cosine_mean",
-        "cosine_std",
-    ]
-    d = _points(per_image, st)
-    rows = []
-    for method in methods:
-        for proto in PROTOCOLS:
-            p = d[(d["method"] == method) & (d["protocol"] == proto)]
-            for level, q in p.groupby("level", sort=True):
-                t, c = q["tau"].to_numpy(float), q["cosine"].to_numpy(float)
-                ok = np.isfinite(t)
-                rows.append(
-                    [
-                        method,
-                        proto,
-                        float(level),
-                        int(ok.sum()),
-                        int((~ok).sum()),
-                        float(t[ok].mean()) if ok.any() else math.nan,
-                        float(t[ok].std(ddof=1)) if ok.sum() > 1 else math.nan,
-                        float(np.nanmean(c)) if np.isfinite(c).any() else math.nan,
-                        float(np.nanstd(c, ddof=1)) if np.isfinite(c).sum() > 1 else math.nan,
-                    ]
-                )
-    return pd.DataFrame(rows, columns=cols)
-
-
-def correlation_rows(
-    per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Summary rows per method × protocol: ``tau_cosine_r_<protocol>`` (Pearson r over every finite (image,
-    level) point, the quantity Park and Wang & Kong discuss) and ``tau_level_rho_<protocol>`` (Spearman ρ of τ
-    with the level; protocol 2 wants a strong negative ρ). Not scores: no rank (SPEC §3.12). The correlation
-    functions are the registry's (``bamkit.metrics.stats``)."""
-    d = _points(per_image, st)
-    rows = []
-    for proto in PROTOCOLS:
-        for method in methods:
-            p = d[(d["method"] == method) & (d["protocol"] == proto)]
-            if p.empty:
-                continue
-            t, c, lv = (p[k].to_numpy(float) for k in ("tau", "cosine", "level"))
-            ok = np.isfinite(t) & np.isfinite(c)
-            for metric, xs, ys in (
-                (f"tau_cosine_r_{proto}", c[ok], t[ok]),
-                (f"tau_level_rho_{proto}", lv[np.isfinite(t)], t[np.isfinite(t)]),
-            ):
-                fn = METRICS.get(metric).resolve()
-                r, pv = fn(xs.tolist(), ys.tolist()) if len(xs) >= 3 else (math.nan, math.nan)
-                rows.append(
-                    {
-                        "metric": metric,
-                        "method": method,
-                        "value": float(r),
-                        "n": int(len(xs)),
-                        "p_value": float(pv),
-                        "trial_mean": math.nan,
-                        "trial_std": math.nan,
-                        "ci_low": math.nan,
-                        "ci_high": math.nan,
-                    }
-                )
-    return rows
-
-
-def summary_section(per_image: pd.DataFrame, st: StabilityScenario, methods: Sequence[str]) -> dict[str, Any]:
-    """The ``stability`` section of ``summary.json`` (the report's curves and tables)."""
-    lt = level_table(per_image, st, methods)
-    if lt.empty:
-        return {}
-    return {
-        "levels": lt.to_dict(orient="records"),
-        "protocols": sorted(set(lt["protocol"]), key=PROTOCOLS.index),
-        "variant": st.variant,
-        "max_n": st.max_n,
-        "fill": st.fill,
-        "model": st.model,
-        "set": st.set,
-        "correct_only": st.correct_only,
-    }

@@ -1,0 +1,33 @@
+"""Input dependence rate (BAM §4.3, Fig. 8): f_s on an X_{o,s} image and on the same scene without the object
+(X_{∅,s}), the object's region in both; and the random-region baseline (≈ 50 %)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bamkit.evaluate.scenarios.base import register_scenario
+from bamkit.evaluate.scenarios.paired import PairedSetsScenario, PairedSetsSettings
+
+
+@dataclass(frozen=True)
+class IDRSettings(PairedSetsSettings):
+    """IDR: ``model`` on ``set`` (with the object) and ``paired_set`` (without it).
+
+    Args:
+        random_baseline: also score a random region (BAM Fig. 8's ≈ 50 % baseline).
+    """
+
+    model: str = "f_s"
+    set: str = "obj_scene"
+    paired_set: str = "scene_only"
+    random_baseline: bool = True
+
+
+@register_scenario
+class IDRScenario(PairedSetsScenario):
+    name, Settings = "idr", IDRSettings
+    grid_title = "IDR: f_s on the image with and without the object — BAM Fig. 7"
+
+    @property
+    def random_baseline(self) -> bool:  # type: ignore[override]
+        return self.settings.random_baseline
