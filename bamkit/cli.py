@@ -1,8 +1,9 @@
-"""The ``bamkit`` command line (API.md). Each subcommand lives in ``bamkit/commands/<name>.py`` with
-``add_arguments(parser)`` and ``run(args) -> int | None``; modules are imported lazily so ``--help`` is fast.
+"""The ``bamkit`` command line (docs/cli.md). Each subcommand lives in ``bamkit/commands/<name>.py`` with
+``add_arguments(parser)`` and ``run(args) -> int | None``; its module docstring, plain text, is its ``--help``.
 
 bamkit's own errors (:class:`~bamkit.errors.BamkitError`) print one line and exit non-zero; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback. ``-v`` (more log output, ``-vv`` for debug) is accepted before or after the
+subcommand.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from bamkit import __version__
 from bamkit.allocator import tune_allocator
+from bamkit.cli_options import verbosity
 from bamkit.errors import BamkitError
 
 # (command, module, one-line help). Order is the order in `bamkit --help`.
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=(mod.__doc__ or help_text).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[verbosity()],
         )
         mod.add_arguments(p)
         p.set_defaults(_module=mod)
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    args.verbose += getattr(args, "verbose_after", 0)
     tune_allocator()  # fewer page faults in the long tensor loops (bamkit.allocator)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),

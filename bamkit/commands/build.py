@@ -1,4 +1,4 @@
-"""Build every set a dataset recipe names into one HDF5 file (API.md; SPEC §4).
+"""Build every set a dataset recipe names into one HDF5 file (the layout of docs/design.md).
 
 Examples:
   bamkit build data_recipes/demo.yaml --out demo.h5
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+from bamkit.cli_options import add_set
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smoke", action="store_true", help="shrink to at most 8 images per pair")
     p.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
+    add_set(p, "the recipe", "commonality_images_per_class=100")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(
         args.recipe,
+        args.overrides,
         root=args.sources_root,
         coco_annotations=args.coco_annotations,
         coco_images=args.coco_images,

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 
+from bamkit.cli_options import verbosity
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
-    c = sub.add_parser("copy", help="copy data_recipes/, train/, evaluate/, pipelines/ into a folder to edit")
+    c = sub.add_parser(
+        "copy",
+        help="copy data_recipes/, train/, evaluate/, pipelines/ into a folder to edit",
+        parents=[verbosity()],
+    )
     c.add_argument("dest", help="folder to copy into (created; existing files are never overwritten)")
-    sub.add_parser("path", help="print the folder the shipped configs are read from")
+    sub.add_parser("path", help="print the folder the shipped configs are read from", parents=[verbosity()])
 
 
 def run(args: argparse.Namespace) -> int:

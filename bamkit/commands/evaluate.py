@@ -4,11 +4,14 @@ Examples:
   bamkit evaluate evaluate/demo.yaml --data out/data.h5 --models out/models --out out/results
   bamkit evaluate evaluate/paper.yaml --method mypkg.maps:my_saliency     # score your own method too
   bamkit evaluate evaluate/paper.yaml --shard 3/8                          # one job of a job array
+  bamkit evaluate evaluate/demo.yaml --set samples.n_boot=200 --set scenarios.mcs.max_images=50
 """
 
 from __future__ import annotations
 
 import argparse
+
+from bamkit.cli_options import add_set
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", metavar="i/n", help="evaluate only shard i of n (0-based); merged when all are done"
     )
+    add_set(p, "the suite", "samples.n_boot=200")
+    p.add_argument(
+        "--force", action="store_true", help="compute every map again instead of reusing the cache"
+    )
     p.add_argument(
         "--allow-missing",
         action="store_true",
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         verify=args.verify,
         smoke=True if args.smoke else None,
         allow_missing=True if args.allow_missing else None,
+        overrides=tuple(args.overrides),
+        force=args.force,
     )
     summary = out / "summary.csv"
     if summary.is_file():

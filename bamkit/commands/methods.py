@@ -1,4 +1,4 @@
-"""``bamkit methods``: list registered attribution methods with their defaults and papers."""
+"""List the registered attribution methods with their hyper-parameters, defaults and papers."""
 
 from __future__ import annotations
 

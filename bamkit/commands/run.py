@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bamkit.cli_options import add_set
 from bamkit.pipeline.config import with_overrides
 from bamkit.pipeline.run import STAGES
 
@@ -27,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "independent repetition; default: the config's, 0 for the demo)",
     )
     p.add_argument(
+        "--force", action="store_true", help="run every stage again, even those whose outputs are current"
+    )
+    add_set(p, "the run config", "delta.steps=100")
+    p.add_argument(
         "--only",
         action="append",
         choices=STAGES,
@@ -38,10 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bamkit.pipeline import load_run_config, run_pipeline
 
-    rc, config_file = load_run_config(args.config)
+    rc, config_file = load_run_config(args.config, args.overrides)
     rc = with_overrides(rc, workers=args.workers, seed=args.seed)
     t0 = time.perf_counter()
-    res = run_pipeline(rc, config_file, args.out, only=tuple(args.only))
+    res = run_pipeline(rc, config_file, args.out, only=tuple(args.only), force=args.force)
     print()
     print(res.table())
     print(f"wall time {time.perf_counter() - t0:.1f} s; report: {res.report}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from bamkit.cli_options import verbosity
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="kind", required=True)
-    s = sub.add_parser("synth", help="synthetic COCO + MiniPlaces sources")
+    s = sub.add_parser("synth", help="synthetic COCO + MiniPlaces sources", parents=[verbosity()])
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument(
         "--scale",

@@ -26,6 +26,8 @@ def run_suite(
     verify: str | Path | None = None,
     smoke: bool | None = None,
     allow_missing: bool | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    force: bool = False,
 ) -> Path:
     """Evaluate a suite into a results folder; return the folder.
 
@@ -41,6 +43,8 @@ def run_suite(
         verify: the ``bamkit verify`` JSON (RMCS's accuracy drop; shown in the report).
         smoke: shrink the suite (its ``smoke`` switch) for a quick wiring check.
         allow_missing: skip (instead of failing on) scenarios whose models or sets are absent.
+        overrides: ``--set KEY=VALUE`` values for keys of the suite.
+        force: compute every map again (the results folder's cache is cleared first).
     """
     suite = load_suite(
         suite_path,
@@ -51,9 +55,10 @@ def run_suite(
         verify=verify,
         smoke=smoke,
         allow_missing=allow_missing,
+        overrides=overrides,
     )
     out_dir = Path(out) if out is not None else Path("results") / suite.name
-    return evaluate(suite, out_dir, shard=parse_shard(shard))
+    return evaluate(suite, out_dir, shard=parse_shard(shard), force=force)
 
 
 def evaluate(
@@ -61,9 +66,11 @@ def evaluate(
     out: str | Path,
     shard: tuple[int, int] = (0, 1),
     loaded_models: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> Path:
     """Evaluate a validated suite (see :func:`run_suite`); ``loaded_models`` (role -> (module, meta)) skips
-    loading checkpoints (notebooks, tests)."""
+    loading checkpoints (notebooks, tests); ``force`` computes every map again instead of reading the folder's
+    attribution cache."""
     out = Path(out)
     if suite.data is None:
         raise ConfigError(f"suite {suite.name!r} names no dataset file; set 'data:' or pass --data FILE.h5")
@@ -74,6 +81,8 @@ def evaluate(
     if loaded_models is None and suite.models is None:
         raise ConfigError(f"suite {suite.name!r} names no models folder; set 'models:' or pass --models DIR")
     out.mkdir(parents=True, exist_ok=True)
+    if force:
+        clear_cache(out, shard)
     e = suite.execution
     world = e.devices * e.num_nodes
     if world > 1:
@@ -87,3 +96,18 @@ def evaluate(
         with output_lock(out, "results folder", folder=True):
             merge_shards(suite, out, count)
     return out
+
+
+def clear_cache(out: Path, shard: tuple[int, int]) -> None:
+    """Remove the results folder's attribution cache and shard tables (``--force``), under the folder's lock.
+    Not with ``--shard``: the other jobs of the array may be reading and writing them."""
+    import shutil
+
+    if shard[1] > 1:
+        raise ConfigError(
+            "--force clears the attribution cache that the other --shard jobs share; clear it once without "
+            f"--shard (bamkit evaluate ... --force), or delete {out / 'cache'} before starting the jobs"
+        )
+    with output_lock(out, "results folder", folder=True):
+        for sub in ("cache", "shards"):
+            shutil.rmtree(out / sub, ignore_errors=True)

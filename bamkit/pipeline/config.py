@@ -8,9 +8,10 @@ once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bamkit import config as cfg
 from bamkit.errors import ConfigError
@@ -26,15 +27,14 @@ class SourcesConfig:
     """
 
     synthetic: bool = True
-    scale: str = "demo"
+    scale: Literal["tiny", "demo"] = "demo"
     seed: int | None = None
     coco_annotations: str | None = None
     coco_images: str | None = None
     miniplaces: str | None = None
 
     def __post_init__(self) -> None:
-        if self.synthetic and self.scale not in ("tiny", "demo"):
-            raise ConfigError(f"sources.scale: {self.scale!r} is not one of 'tiny', 'demo'")
+        cfg.check_choices(self, "sources:")
         if not self.synthetic and not (self.coco_annotations and self.coco_images and self.miniplaces):
             raise ConfigError(
                 "sources: with synthetic: false, set coco_annotations, coco_images and miniplaces "
@@ -97,10 +97,12 @@ class RunPaths:
     miniplaces: Path | None = None
 
 
-def load_run_config(path: str | Path | None) -> tuple[RunConfig, Path]:
-    """The run config at ``path`` (or the embedded demo) and the file it came from."""
+def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> tuple[RunConfig, Path]:
+    """The run config at ``path`` (or the embedded demo) with ``--set KEY=VALUE`` overrides, and the file it
+    came from."""
     p = shipped("pipelines/demo.yaml") if path is None else shipped(path)
-    return cfg.load(RunConfig, p), p.resolve()
+    rc = cfg.overridden(cfg.load_yaml(p), overrides, lambda d, w: cfg.from_dict(RunConfig, d, w), str(p))
+    return rc, p.resolve()
 
 
 def resolve_paths(rc: RunConfig, config_file: Path) -> RunPaths:

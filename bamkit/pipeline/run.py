@@ -132,7 +132,7 @@ def _suite(rc: RunConfig, lay: Layout, paths: RunPaths):
     )
 
 
-def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     if not rc.sources.synthetic:
         return [], {"real": _source_paths(rc, lay, paths)}
     from bamkit.sources.synth import write_sources
@@ -141,23 +141,28 @@ def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[st
     return [lay.rel(lay.sources)], {"summary": summary}
 
 
-def _stage_build(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_build(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.data.build import build_dataset
 
-    build_dataset(_recipe(rc, lay, paths), lay.data, workers=rc.workers)
+    build_dataset(_recipe(rc, lay, paths), lay.data, workers=rc.workers, force=force)
     return [lay.rel(lay.data)], {}
 
 
-def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.train.runner import train_config
 
     ckpts = train_config(
-        paths.train, data=lay.data, out=lay.models, smoke=rc.smoke, overrides=_train_overrides(rc)
+        paths.train,
+        data=lay.data,
+        out=lay.models,
+        smoke=rc.smoke,
+        overrides=_train_overrides(rc),
+        force=force,
     )
     return [lay.rel(Path(c)) for c in ckpts], {"checkpoints": [Path(c).name for c in ckpts]}
 
 
-def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.verify import verify_models
 
     res = verify_models(lay.data, lay.models, max_pairs=rc.verify_max_pairs, seed=rc.seed or 0)
@@ -172,29 +177,31 @@ def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str
     return [lay.rel(lay.verify / "verify.json")], {"passed": bool(res.passed)}
 
 
-def _stage_delta(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_delta(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.delta.craft import craft_file
 
     options = {**rc.delta, **_seed(rc)}
-    summary = craft_file(lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, **options)
+    summary = craft_file(
+        lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, force=force, **options
+    )
     return [lay.rel(lay.delta)], {"summary": summary}
 
 
-def _stage_evaluate(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_evaluate(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.evaluate import evaluate
 
-    results = evaluate(_suite(rc, lay, paths), lay.results)
+    results = evaluate(_suite(rc, lay, paths), lay.results, force=force)
     return [lay.rel(Path(results))], {}
 
 
-def _stage_report(rc: RunConfig, lay: Layout, paths: RunPaths) -> tuple[list[str], dict]:
+def _stage_report(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
     from bamkit.report import write_report
 
     page = write_report(lay.results, out=lay.report)
     return [lay.rel(Path(page))], {}
 
 
-_RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths], tuple[list[str], dict]]] = {
+_RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths, bool], tuple[list[str], dict]]] = {
     "sources": _stage_sources,
     "build": _stage_build,
     "train": _stage_train,
@@ -242,18 +249,19 @@ _UPSTREAM = {
 
 
 def run_pipeline(
-    rc: RunConfig, config_file: Path, out: str | Path, only: tuple[str, ...] = ()
+    rc: RunConfig, config_file: Path, out: str | Path, only: tuple[str, ...] = (), force: bool = False
 ) -> PipelineResult:
     """Run the stages of ``rc`` (read from ``config_file``, whose folder its relative paths start from) into
-    ``out``; ``only`` restricts to the named stages (their inputs must exist)."""
+    ``out``; ``only`` restricts to the named stages (their inputs must exist); ``force`` runs every stage again
+    (each recomputing its outputs) even where they are current."""
     paths = resolve_paths(rc, Path(config_file))
     lay = Layout(Path(out).resolve())
     lay.out.mkdir(parents=True, exist_ok=True)
     with output_lock(lay.out, "run folder", folder=True):
-        return _run(rc, paths, lay, only)
+        return _run(rc, paths, lay, only, force)
 
 
-def _run(rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...]) -> PipelineResult:
+def _run(rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...], force: bool) -> PipelineResult:
     """:func:`run_pipeline` under the run folder's lock."""
     keys: dict[str, str] = {}
     results: list[StageResult] = []
@@ -262,13 +270,13 @@ def _run(rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...]) -> 
             stage, _stage_config(stage, rc, lay, paths), {u: keys[u] for u in _UPSTREAM[stage]}
         )
         keys[stage] = key
-        if (only and stage not in only) or stamps.is_current(lay.out, stage, key):
+        if (only and stage not in only) or (not force and stamps.is_current(lay.out, stage, key)):
             results.append(StageResult(stage, "skipped", 0.0))
             print(f"[bamkit run] {stage}: current, skipped", flush=True)
             continue
         print(f"[bamkit run] {stage}: running", flush=True)
         t0 = time.perf_counter()
-        outputs, info = _RUNNERS[stage](rc, lay, paths)
+        outputs, info = _RUNNERS[stage](rc, lay, paths, force)
         dt = time.perf_counter() - t0
         stamps.write(lay.out, stage, key, outputs, dt, info)
         results.append(StageResult(stage, "ran", dt, info))
