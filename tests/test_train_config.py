@@ -53,7 +53,7 @@ def test_overrides_are_typed_and_unknown_keys_suggest_the_fix():
 
 def test_smoke_shrinks_the_run_and_changes_the_hash(tmp_path):
     ((cfg, _),) = load_configs(shipped("train/f_s.yaml"), ["smoke=true"])
-    run = cfg.resolved()
+    run = cfg.smoke_applied()
     assert (run.trainer.max_epochs, run.trainer.limit_train_batches, run.data.batch_size) == (1, 2, 16)
     ((full, _),) = load_configs(shipped("train/f_s.yaml"))
     assert config_hash(cfg) != config_hash(full)

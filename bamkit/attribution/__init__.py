@@ -52,7 +52,8 @@ __all__ = [
     "to_saliency",
 ]
 
-MethodSpec = str | Method | Callable | Mapping[str, Any]
+# what a caller may pass as a method: a name, a Method, a callable, a captum object or a {name: ..., ...} mapping
+MethodLike = str | Method | Callable | Mapping[str, Any]
 
 
 def names() -> list[str]:
@@ -91,7 +92,7 @@ def _label(m: Method, fallback: Any) -> str:
     return m.name or getattr(fallback, "__name__", None) or type(fallback).__name__
 
 
-def specs(methods: Sequence[MethodSpec] | Mapping[str, Any]) -> dict[str, Method]:
+def specs(methods: Sequence[MethodLike] | Mapping[str, Any]) -> dict[str, Method]:
     """Normalise ``attribute_many``'s ``methods`` into result name -> Method.
 
     Accepted: a list of names / Methods / callables / captum objects / dicts ``{"name": ..., **params}`` (YAML),
@@ -137,7 +138,7 @@ def attribute(
     model: nn.Module,
     inputs: torch.Tensor,
     target: torch.Tensor | int,
-    method: MethodSpec,
+    method: MethodLike,
     /,
     *,
     generator: torch.Generator | None = None,
@@ -172,7 +173,7 @@ def attribute_many(
     model: nn.Module,
     inputs: torch.Tensor,
     target: torch.Tensor | int,
-    methods: Sequence[MethodSpec] | Mapping[str, Any],
+    methods: Sequence[MethodLike] | Mapping[str, Any],
     *,
     generator: torch.Generator | None = None,
     seeds: torch.Tensor | None = None,

@@ -251,7 +251,7 @@ def resolve_paths(recipe: Recipe, base: Path) -> Recipe:
     return dataclasses.replace(recipe, sources=sources, scene_filter=sf)
 
 
-def apply_smoke(recipe: Recipe) -> Recipe:
+def smoke_applied(recipe: Recipe) -> Recipe:
     """The smoke-run version of a recipe: at most 8 images per pair (a quarter or more of them validation)."""
     if not recipe.smoke:
         return recipe
@@ -287,7 +287,7 @@ def recipe_from_dict(
     if sources:
         data["sources"] = sources
     recipe = from_dict(Recipe, data, where=where)
-    return apply_smoke(resolve_paths(recipe, Path(base).resolve()))
+    return smoke_applied(resolve_paths(recipe, Path(base).resolve()))
 
 
 def load_recipe(path: str | Path, set_values: Sequence[str] = (), **overrides: Any) -> Recipe:

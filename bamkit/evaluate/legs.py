@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Split = Literal[
+    "val", "train", "all"
+]  # the rows a scenario reads: the validation split, training, or every row
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -62,7 +66,7 @@ class Leg:
         return replace(self, rows=self.rows[keep], pairs=self.pairs[keep])
 
 
-def select_rows(view, split: str, max_images: int | None, seed: int, set_name: str) -> np.ndarray:
+def select_rows(view, split: Split, max_images: int | None, seed: int, set_name: str) -> np.ndarray:
     """Rows of ``view`` in ``split``; at most ``max_images`` of them, a seeded uniform subset (sorted)."""
     n = len(view)
     rows = np.arange(n, dtype=np.int64)

@@ -196,9 +196,12 @@ class Suite:
         d["scenarios"] = self.scenarios.to_dict()
         return d
 
-    def shrunk(self) -> Suite:
-        """The ``smoke: true`` variant: few images per scenario, few trials, few bootstrap draws."""
-        scen = self.scenarios.replaced(**{sc.name: sc.shrunk() for sc in bound(self)})
+    def smoke_applied(self) -> Suite:
+        """The suite actually run: with ``smoke: true``, few images per scenario, few trials, few bootstrap
+        draws (a wiring check)."""
+        if not self.smoke:
+            return self
+        scen = self.scenarios.replaced(**{sc.name: sc.smoke_applied() for sc in bound(self)})
         return replace(
             self, scenarios=scen, samples=replace(self.samples, n_trials=3, trial_size=8, n_boot=100)
         )

@@ -109,7 +109,7 @@ def load_suite(
         suite = replace(
             suite, **flags, methods=suite.methods + tuple(m for m in extra if m.label not in have)
         )
-        return validate(suite.shrunk() if suite.smoke else suite, where)
+        return validate(suite.smoke_applied(), where)
 
     return cfg.overridden(cfg.load_yaml(path), overrides, build, str(path))
 
@@ -117,6 +117,4 @@ def load_suite(
 def suite_from_dict(data: dict[str, Any], where: str = "suite") -> Suite:
     """Build and validate a suite from a mapping (tests, notebooks)."""
     suite = parse(data, where)
-    if suite.smoke:
-        suite = suite.shrunk()
-    return validate(suite, where)
+    return validate(suite.smoke_applied(), where)

@@ -221,7 +221,10 @@ def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths) -> An
     if stage == "build":
         return {"recipe": dump_yaml(_recipe(rc, lay, paths)), "version": __version__}
     if stage == "train":
-        return {"models": [c.resolved().to_dict() for c in _train_configs(rc, paths)], "version": __version__}
+        return {
+            "models": [c.smoke_applied().to_dict() for c in _train_configs(rc, paths)],
+            "version": __version__,
+        }
     if stage == "verify":
         return {
             "strict": rc.verify_strict,

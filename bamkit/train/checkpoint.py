@@ -38,7 +38,7 @@ HASHED_FIELDS = ("images", "split")
 
 def config_hash(cfg: TrainConfig) -> str:
     """Hash of what determines the weights: the resolved config minus where files go."""
-    d = cfg.resolved().to_dict()
+    d = cfg.smoke_applied().to_dict()
     d.pop("out", None)
     d["data"].pop("path", None)
     d["data"].pop("num_workers", None)  # the loader is deterministic whatever the worker count
@@ -92,7 +92,7 @@ def export(
     Returns:
         the checkpoint path.
     """
-    run = cfg.resolved()
+    run = cfg.smoke_applied()
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     meta = {

@@ -206,7 +206,7 @@ class TrainConfig:
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed}")
 
-    def resolved(self) -> TrainConfig:
+    def smoke_applied(self) -> TrainConfig:
         """The config actually run: the smoke shrink applied when ``smoke`` is on."""
         if not self.smoke:
             return self

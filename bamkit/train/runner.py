@@ -167,7 +167,7 @@ def train_one(
         the exported checkpoint path.
     """
 
-    run = cfg.resolved()
+    run = cfg.smoke_applied()
     out = Path(out)
     if not Path(data).is_file():
         raise DataError(
@@ -323,7 +323,7 @@ def train_config(
         todo.append((cfg, Path(dpath), Path(out if out is not None else cfg.out)))
     paths = []
     for i, (cfg, dpath, odir) in enumerate(progress.bar(todo, desc="models", unit="model")):
-        run = cfg.resolved()
+        run = cfg.smoke_applied()
         ckpt = odir / f"{run.name}.ckpt"
         if not force and is_current(ckpt, cfg, set_hash(dpath, run.data.train_set, run.data.label_field)):
             log.info("%s: %s is current; skipped", run.name, ckpt)

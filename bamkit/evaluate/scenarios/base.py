@@ -24,20 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from bamkit.errors import ConfigError
-from bamkit.evaluate.legs import Leg, PlanContext
+from bamkit.evaluate.legs import Leg, PlanContext, Split
 from bamkit.evaluate.pairs import PairTable, join, legs_of, pair_metric
 from bamkit.metrics.registry import of_scenario
 from bamkit.registry import Registry
 
 if TYPE_CHECKING:
     from bamkit.evaluate.suite import Suite
-
-Split = Literal["val", "train", "all"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,18 @@ class ScenarioSettings:
         section in messages. Subclasses extend it."""
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(f"{where}.max_images must be >= 1 or null, got {self.max_images}")
+
+
+@dataclass(frozen=True)
+class RandomRegionSettings(ScenarioSettings):
+    """Settings of a scenario that can score a random region beside the real one.
+
+    Args:
+        random_baseline: also score a random region: another image's object mask at a random place, the
+            baseline BAM draws beside MCS (Fig. 4) and IDR (Fig. 8).
+    """
+
+    random_baseline: bool = True
 
 
 @dataclass
@@ -110,7 +120,7 @@ class Scenario:
         """Checks that need the whole suite (which methods, which metrics); ``where`` is the section."""
         self.settings.check(where)
 
-    def shrunk(self) -> ScenarioSettings:
+    def smoke_applied(self) -> ScenarioSettings:
         """The ``smoke: true`` settings: at most :attr:`smoke_images` rows."""
         s = self.settings
         return replace(s, max_images=min(s.max_images or self.smoke_images, self.smoke_images))

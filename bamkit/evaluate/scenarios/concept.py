@@ -21,15 +21,9 @@ import torch
 
 from bamkit.classes import COMMON_FEATURE
 from bamkit.errors import ConfigError, DataError
-from bamkit.evaluate.legs import select_rows
+from bamkit.evaluate.legs import Split, select_rows
 from bamkit.evaluate.methods import build
-from bamkit.evaluate.scenarios.base import (
-    Scenario,
-    ScenarioSettings,
-    Split,
-    SummaryContext,
-    register_scenario,
-)
+from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, SummaryContext, register_scenario
 from bamkit.provenance import derive_seed
 from bamkit.published import k_label, k_of_model
 
@@ -67,6 +61,8 @@ class ConceptSettings(ScenarioSettings):
 
 @register_scenario
 class ConceptScenario(Scenario):
+    """TCAV in MCS and relative MCS (BAM App. F-G): scores of whole image sets, computed once."""
+
     name, Settings = "concept", ConceptSettings
     smoke_images = 8
     report_parts = ()  # its rows stand in the MCS leaderboard and the relative-MCS figure
@@ -86,9 +82,9 @@ class ConceptScenario(Scenario):
                 "are scored by MCS and relative MCS only; list 'mcs' or 'rmcs' under metrics:, or remove them"
             )
 
-    def shrunk(self) -> ConceptSettings:
+    def smoke_applied(self) -> ConceptSettings:
         s = self.settings
-        return replace(super().shrunk(), n_concept=min(s.n_concept, self.smoke_images),
+        return replace(super().smoke_applied(), n_concept=min(s.n_concept, self.smoke_images),
                        n_random=min(s.n_random, self.smoke_images))  # fmt: skip
 
     def roles(self, suite: Suite) -> tuple[str, ...]:

@@ -10,45 +10,31 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bamkit.evaluate.legs import Leg, PlanContext
 from bamkit.evaluate.pairs import PairTable
-from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, register_scenario
+from bamkit.evaluate.scenarios.base import register_scenario
+from bamkit.evaluate.scenarios.single import SingleSetScenario, SingleSetSettings
 
 if TYPE_CHECKING:
     from bamkit.evaluate.suite import Suite
 
 
 @dataclass(frozen=True)
-class FaithfulnessSettings(ScenarioSettings):
+class FaithfulnessSettings(SingleSetSettings):
     """The images the per-image metrics score (their own settings are the metrics': ``{name: rcap,
-    lower_bound: 50}``).
-
-    Args:
-        model, set: the model and the images.
-    """
+    lower_bound: 50}``)."""
 
     max_images: int | None = 64
-    model: str = "f_o"
-    set: str = "obj_scene"
 
 
 @register_scenario
-class FaithfulnessScenario(Scenario):
+class FaithfulnessScenario(SingleSetScenario):
+    """The seed papers' per-image metrics, one row per image and metric."""
+
     name, Settings = "faithfulness", FaithfulnessSettings
     smoke_images = 4
     group = "Faithfulness and localisation (seed papers)"
     grid_title = "Faithfulness scenario input (RCAP / DAUC / IAUC)"
     report_parts = ("faithfulness",)
-
-    def plan(self, ctx: PlanContext) -> list[Leg]:
-        s = self.settings
-        if not ctx.need(self.name, [s.model], [s.set]):
-            return []
-        rows = ctx.rows(s.set, s.split, s.max_images)
-        scores = ctx.suite.metrics_of(self.name)
-        return [
-            Leg(self.name, s.model, s.set, rows, rows, ctx.modes(self.name), scores=scores, pool_pairs=rows)
-        ]
 
     def pairs(self, per_image: pd.DataFrame, suite: Suite, out: PairTable) -> None:
         """One row per image and metric: the image's value, included when the model is right and it is defined."""

@@ -5,26 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bamkit.evaluate.scenarios.base import register_scenario
+from bamkit.evaluate.scenarios.base import RandomRegionSettings, register_scenario
 from bamkit.evaluate.scenarios.paired import PairedSetsScenario, PairedSetsSettings
 
 
 @dataclass(frozen=True)
-class IDRSettings(PairedSetsSettings):
-    """IDR: ``model`` on ``set`` (with the object) and ``paired_set`` (without it).
-
-    Args:
-        random_baseline: also score a random region (BAM Fig. 8's ≈ 50 % baseline).
-    """
+class IDRSettings(PairedSetsSettings, RandomRegionSettings):
+    """IDR: ``model`` on ``set`` (with the object) and ``paired_set`` (without it)."""
 
     model: str = "f_s"
     set: str = "obj_scene"
     paired_set: str = "scene_only"
-    random_baseline: bool = True
 
 
 @register_scenario
 class IDRScenario(PairedSetsScenario):
+    """BAM §4.3: does f_s attribute less to the region when the (unimportant) object covers it?"""
+
     name, Settings = "idr", IDRSettings
     grid_title = "IDR: f_s on the image with and without the object — BAM Fig. 7"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bamkit.evaluate.scenarios.base import Split, register_scenario
+from bamkit.evaluate.legs import Split
+from bamkit.evaluate.scenarios.base import register_scenario
 from bamkit.evaluate.scenarios.paired import PairedSetsScenario, PairedSetsSettings
 
 
@@ -22,6 +23,8 @@ class IIRSettings(PairedSetsSettings):
 
 @register_scenario
 class IIRScenario(PairedSetsScenario):
+    """BAM §4.4: does the region's attribution stay put when an insignificant patch δ is added?"""
+
     name, Settings = "iir", IIRSettings
     smoke_images = 8
     grid_title = "IIR: f_∅ on x and x + δ (the patch inside the dog's mask) — BAM Fig. 9"

@@ -7,29 +7,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bamkit.evaluate.legs import Leg, PlanContext
-from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, register_scenario
+from bamkit.evaluate.scenarios.base import RandomRegionSettings, Scenario, register_scenario
 
 if TYPE_CHECKING:
     from bamkit.evaluate.suite import Suite
 
 
 @dataclass(frozen=True)
-class MCSSettings(ScenarioSettings):
+class MCSSettings(RandomRegionSettings):
     """MCS: ``models`` = (the model the object matters to, the one it does not), both on ``set``.
 
     Args:
         models: f_o and f_s.
         set: the images both models see (X_{o,s}).
-        random_baseline: also score a random region (BAM Fig. 4's baseline).
     """
 
     models: tuple[str, str] = ("f_o", "f_s")
     set: str = "obj_scene"
-    random_baseline: bool = True
 
 
 @register_scenario
 class MCSScenario(Scenario):
+    """BAM §4.2: G_c(f_o) − G_c(f_s) over the same images; the object matters to f_o only."""
+
     name, Settings = "mcs", MCSSettings
     grid_title = "MCS: the same image under f_o (object model) and f_s (scene model) — BAM Fig. 3"
 

@@ -14,15 +14,9 @@ import pandas as pd
 import torch
 
 from bamkit.errors import DataError
-from bamkit.evaluate.legs import Leg, PlanContext, missing_message
+from bamkit.evaluate.legs import Leg, PlanContext, Split, missing_message
 from bamkit.evaluate.pairs import PairTable, join, legs_of, pair_metric
-from bamkit.evaluate.scenarios.base import (
-    Scenario,
-    ScenarioSettings,
-    Split,
-    SummaryContext,
-    register_scenario,
-)
+from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, SummaryContext, register_scenario
 from bamkit.metrics.bam import rmcs_correlation
 from bamkit.metrics.registry import METRICS
 from bamkit.published import K_GRID, REFERENCE_K, accuracy_drop, k_label, k_model, k_of_model
@@ -52,6 +46,8 @@ class RMCSSettings(ScenarioSettings):
 
 @register_scenario
 class RMCSScenario(Scenario):
+    """BAM Figs. 6, 13: MCS(f_k, f_1.0) should fall with k as the dog's importance to f_k does."""
+
     name, Settings = "rmcs", RMCSSettings
     smoke_images = 8
     grid_title = "Relative MCS: an image of the suite's set under the models f_k (BAM Fig. 5)"

@@ -39,7 +39,8 @@ from bamkit.evaluate.cache import model_token
 from bamkit.evaluate.legs import Leg, PlanContext
 from bamkit.evaluate.pairs import PairTable
 from bamkit.evaluate.scenarios import stability_tables as tables
-from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, SummaryContext, register_scenario
+from bamkit.evaluate.scenarios.base import SummaryContext, register_scenario
+from bamkit.evaluate.scenarios.single import SingleSetScenario, SingleSetSettings
 from bamkit.metrics.registry import METRICS
 from bamkit.metrics.stability import LEVELS, Explain, input_noise_stability
 from bamkit.provenance import derive_seed
@@ -55,7 +56,7 @@ _DEFAULTS = inspect.signature(input_noise_stability).parameters  # the protocols
 
 
 @dataclass(frozen=True)
-class StabilitySettings(ScenarioSettings):
+class StabilitySettings(SingleSetSettings):
     """Robustness of the raw attributions: Kendall τ and cosine between a(x) and a(x̂) for every method, image
     and deviation level.
 
@@ -79,8 +80,6 @@ class StabilitySettings(ScenarioSettings):
     """
 
     max_images: int | None = 50
-    model: str = "f_o"
-    set: str = "obj_scene"
     epsilons: tuple[float, ...] = LEVELS
     ratios: tuple[float, ...] = LEVELS
     variant: Literal["b", "c"] = _DEFAULTS["variant"].default
@@ -111,31 +110,26 @@ class StabilitySettings(ScenarioSettings):
 
 
 @register_scenario
-class StabilityScenario(Scenario):
+class StabilityScenario(SingleSetScenario):
+    """Kendall τ and cosine between a(x) and a(x̂) under input noise and attribution-guided masking."""
+
     name, Settings = "stability", StabilitySettings
     smoke_images = 4
     group = "Stability of the attributions"
     report_parts = ("stability",)
 
-    def protocols(self, suite: Suite) -> tuple[str, ...]:
+    def scores(self, suite: Suite) -> tuple[str, ...]:
         """The protocols the listed metrics ask for, in order ("noise", "masking")."""
         want = {METRICS.get(m).protocol for m in suite.metrics_of(self.name)}
         return tuple(p for p in PROTOCOLS if p in want)
 
     def wanted(self, suite: Suite) -> bool:
-        return self.settings.enabled and bool(self.protocols(suite))
+        return self.settings.enabled and bool(self.scores(suite))
 
-    def plan(self, ctx: PlanContext) -> list[Leg]:
-        s = self.settings
-        if not ctx.need(self.name, [s.model], [s.set]):
-            return []
-        rows = ctx.rows(s.set, s.split, s.max_images)
-        return [
-            Leg(self.name, s.model, s.set, rows, rows, (), scores=self.protocols(ctx.suite), pool_pairs=rows)
-        ]
+    def leg_modes(self, ctx: PlanContext) -> tuple[str, ...]:
+        return ()  # raw attributions of perturbed copies: no 2-D maps, no cache
 
     def run_leg(self, runner: Any, leg: Leg) -> list[pd.DataFrame]:
-        # raw attributions of perturbed copies: no 2-D maps, no cache
         return run_stability_leg(runner, leg, self.settings)
 
     def pairs(self, per_image: pd.DataFrame, suite: Suite, out: PairTable) -> None:
