@@ -3,11 +3,10 @@
 By default glibc serves every allocation above its mmap threshold (128 KiB, raised dynamically up to 32 MiB as
 such blocks are freed) with a fresh ``mmap`` and returns it on ``free``, and trims the heap's free top beyond
 128 KiB. Each batch of an attribution pass allocates and frees tens of megabytes of activations and gradients,
-so the kernel maps and zero-fills the same pages again and again. Measured on the demo's evaluate stage (seed 2,
-2-core CPU, one process): 38.7 M minor page faults and 64 s of system time, 220 s wall; with the mmap threshold
-fixed at glibc's maximum (32 MiB) and trimming only above 2 GiB: 7.2 M faults, 13 s system time, 186 s wall, the
-same ``summary.csv``, peak RSS 2.34 → 2.55 GB. Memory stays bounded by the peak in use: freed blocks are reused,
-only not handed back between batches.
+so the kernel maps and zero-fills the same pages again and again. With the mmap threshold fixed at glibc's
+maximum (32 MiB) and trimming only above 2 GiB those pages are reused instead (the effect on the demo is in
+docs/reproduction.md#performance-notes). Memory stays bounded by the peak in use: freed blocks are reused, only
+not handed back between batches.
 
 A user's own ``MALLOC_*`` environment settings win: nothing is changed when one of them is set.
 """

@@ -1,4 +1,4 @@
-"""The BAM classes and the source datasets' identifiers for them (BAM §3.1; SPEC §4.1 and §8)."""
+"""The BAM classes and the source datasets' identifiers for them (BAM §3.1; docs/dataset.md#classes-and-sources)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ LabelField = Literal["object_label", "scene_label"]
 LABEL_FIELDS: tuple[str, ...] = typing.get_args(LabelField)
 
 # Sorted names give the label index, as in BAM's constructor (backpack 0 ... zebra 9).
-# COCO spells "stop sign" with a space; BAM's code used "stop_sign", which pycocotools does not know (SPEC §4.2).
+# COCO spells "stop sign" with a space; BAM's code used "stop_sign", which pycocotools does not know (docs/dataset.md#object-extraction).
 BAM_OBJECTS: tuple[str, ...] = (
     "backpack",
     "bird",

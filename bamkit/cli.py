@@ -1,4 +1,4 @@
-"""The ``bamkit`` command line (docs/cli.md). Each subcommand lives in ``bamkit/commands/<name>.py`` with
+"""The ``bamkit`` command line (docs/design.md#the-command-line). Each subcommand lives in ``bamkit/commands/<name>.py`` with
 ``add_arguments(parser)`` and ``run(args) -> int | None``; its module docstring, plain text, is its ``--help``.
 
 bamkit's own errors (:class:`~bamkit.errors.BamkitError`) print one line and exit non-zero; anything else is a

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bamkit.errors import ConfigError, DataError
-from bamkit.nets import NETWORKS
+from bamkit.nets import network
 from bamkit.preprocess import Preprocess
 from bamkit.provenance import file_hash
 
@@ -56,7 +56,7 @@ def _load_backbone_file(net: nn.Module, path: Path) -> None:
 
 def preprocess_for(arch: str, input_size: int) -> Preprocess:
     """The input normalisation an architecture's pretrained weights expect (its registry entry says)."""
-    return NETWORKS.get(arch).preprocess(input_size)
+    return network(arch).preprocess(input_size)
 
 
 def network_kwargs(net: nn.Module) -> dict:
@@ -68,7 +68,7 @@ def build_network(arch: str, num_classes: int, weights: str | None = None, **kwa
     """A classifier with a fresh ``num_classes``-way head (BAM fine-tunes every layer, App. D).
 
     Args:
-        arch: a registered network (:data:`bamkit.nets.NETWORKS`; ``bamkit train`` lists them in its errors).
+        arch: a registered network (:data:`bamkit.nets.NETWORKS`) or ``package.module:NETWORK``.
         num_classes: size of the new head (10 for every BAM model).
         weights: a named checkpoint the network knows (``"imagenet"``, ``"imagenet_v2"``), a local state-dict
             path (every parameter but the head that fits is loaded), or ``None``/``"none"``.
@@ -77,7 +77,7 @@ def build_network(arch: str, num_classes: int, weights: str | None = None, **kwa
     Returns:
         An ``nn.Module`` mapping normalised (N, 3, S, S) inputs to (N, num_classes) logits.
     """
-    net_entry = NETWORKS.get(arch)
+    net_entry = network(arch)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     w = None if weights in (None, "", "none") else str(weights)

@@ -1,4 +1,4 @@
-"""Turning stored uint8 images into model inputs and back (SPEC §1.1).
+"""Turning stored uint8 images into model inputs and back (docs/conventions.md#preprocessing).
 
 bamkit's models take RGB resized bilinearly (128 -> 224 for the paper's ResNet-50), scaled to [0, 1] and
 normalised with the ImageNet mean/std. Everything here is torch and follows the input's device, so the same
@@ -65,7 +65,7 @@ class Preprocess:
         return self.normalize(self.pixels(images))
 
     def masks(self, masks: torch.Tensor) -> torch.Tensor:
-        """bool (N,H,W) -> bool (N,S,S), nearest-neighbour (SPEC §1.4: one full-image mask per image)."""
+        """bool (N,H,W) -> bool (N,S,S), nearest-neighbour (docs/conventions.md#region-attribution-and-the-correctness-filter: one full-image mask per image)."""
         if masks.ndim != 3:
             raise ValueError(f"expected masks of shape (N,H,W), got {tuple(masks.shape)}")
         if masks.shape[-2:] == (self.input_size, self.input_size):
@@ -74,7 +74,7 @@ class Preprocess:
         return m[:, 0] > 0.5
 
     def black(self, like: torch.Tensor) -> torch.Tensor:
-        """The model-space value of a black image (pixel 0), BAM's IG baseline (SPEC §1.1)."""
+        """The model-space value of a black image (pixel 0), BAM's IG baseline (docs/conventions.md#preprocessing)."""
         return self.normalize(torch.zeros_like(like))
 
     def to_dict(self) -> dict:

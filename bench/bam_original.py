@@ -1,4 +1,4 @@
-"""A faithful re-implementation of BAM's original dataset algorithm, for timing only (SPEC §4.2-4.5).
+"""A faithful re-implementation of BAM's original dataset algorithm, for timing only (docs/dataset.md#object-extraction).
 
 It does what ``scripts/construct_bam_dataset.py`` of google-research-datasets/bam does, step by step, with the
 same libraries and the same one-image-at-a-time structure, so ``bench/build.py`` can compare bamkit's builder
@@ -20,7 +20,7 @@ against it on the same sources:
 5. ``save_subset``: copy the ``dog-bedroom`` composites and the ``dog-bamboo_forest`` scene-only images.
 
 Deviations, all irrelevant to timing: category names are the exact COCO names (BAM's ``stop_sign`` selects
-arbitrary objects, SPEC §4.2), the numpy RNG is seeded, ``tf.io.gfile`` is plain file I/O, and the TCAV folders
+arbitrary objects, docs/dataset.md#object-extraction), the numpy RNG is seeded, ``tf.io.gfile`` is plain file I/O, and the TCAV folders
 are not written.
 """
 

@@ -19,7 +19,7 @@ import bamkit.attribution as A
 from bamkit.attribution.base import ExecOptions
 from bamkit.attribution.tcav import tcav
 
-# Paper-scale settings (SPEC §2.18); --quick shrinks the step counts for a CPU smoke run.
+# Paper-scale settings (docs/methods.md); --quick shrinks the step counts for a CPU smoke run.
 METHODS = {
     "guided_backprop": {},
     "guided_backprop_smoothgrad": {"n_samples": 25},

@@ -1,4 +1,4 @@
-"""Benchmark the batched δ optimiser against a one-image-at-a-time loop in the same run (BAM App. A, SPEC §4.6).
+"""Benchmark the batched δ optimiser against a one-image-at-a-time loop in the same run (BAM App. A, docs/dataset.md#the-delta-patch).
 
 Examples:
     .venv/bin/python bench/delta.py --device cuda --arch resnet50 --size 128 --input-size 224 --n 100 --steps 300

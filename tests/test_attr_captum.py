@@ -6,7 +6,7 @@
 * captum ``NoiseTunnel`` (smoothgrad, smoothgrad_sq, vargrad) on the *same noise tensor* (captum draws it from
   the global RNG; we re-draw it under the same seed and feed it to the engine through a fixed-noise sampler) ->
   exact; captum's VarGrad is the biased (1/n) variance, ours unbiased, so ours × (n−1)/n.
-* PAIR saliency 0.2.1 (the library BAM used, SPEC §0.1) ``IntegratedGradients`` = our ``bam_linspace`` rule, and
+* PAIR saliency 0.2.1 (the library BAM used, docs/conventions.md#notation) ``IntegratedGradients`` = our ``bam_linspace`` rule, and
   ``GetSmoothedMask(magnitude=True)`` = our ``smoothgrad_sq`` on the same numpy noise, with PAIR's σ rule.
 """
 
@@ -130,7 +130,7 @@ def test_noise_tunnel_same_noise(setup, nt_type):
     if nt_type == "vargrad":
         ours = (
             ours * (n - 1) / n
-        )  # captum: E[g²] − E[g]² (biased); bamkit: unbiased (GAG reference, SPEC §2.4)
+        )  # captum: E[g²] − E[g]² (biased); bamkit: unbiased (GAG reference, docs/methods.md)
     torch.testing.assert_close(ours, ref.double(), rtol=1e-7, atol=1e-9)
 
 

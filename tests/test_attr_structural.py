@@ -149,7 +149,7 @@ def test_guided_backprop_matches_captum(which, resnet18):
     """Exact (float tolerance): captum's ReLU backward hooks compute relu(relu'(x)·grad_out), the same rule.
 
     ``tiny_bottleneck`` and torchvision resnet18 reuse one in-place ReLU module several times per block
-    (SPEC §2.12 PITFALL), which our ReLU routing must handle.
+    (docs/methods.md), which our ReLU routing must handle.
     """
     from captum.attr import GuidedBackprop as CaptumGB
 

@@ -12,7 +12,7 @@ import pytest
 
 from bamkit.cli import COMMANDS, build_parser, main
 
-MARKUP = re.compile(r"``|:func:|:class:|:mod:|:meth:|:data:|SPEC §|API\.md|HOUSE_STYLE")
+MARKUP = re.compile(r"``|:func:|:class:|:mod:|:meth:|:data:|SPEC\s§|API\.md|HOUSE_?STYLE")
 
 
 def _help(argv: list[str], capsys) -> str:

@@ -1,4 +1,4 @@
-"""Pixel functions of the composites against BAM's paste rule (SPEC §4.3) and hand-computed cases."""
+"""Pixel functions of the composites against BAM's paste rule (docs/dataset.md#pasting) and hand-computed cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HDF5 schema, writer and reader (API.md layout), against h5py's own reads."""
+"""The HDF5 schema, writer and reader (docs/design.md#the-dataset-file), against h5py's own reads."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_round_trip_and_dtypes(empty_file):
         assert (v.read("masks", 3) == arr["masks"][3]).all()
         assert (v.read("boxes", slice(2, 5)) == arr["boxes"][2:5]).all()
         assert v.read("split", np.arange(11) % 2 == 0).tolist() == arr["split"][::2].tolist()
-    with h5py.File(empty_file) as f:  # the API.md layout, read by h5py directly
+    with h5py.File(empty_file) as f:  # the layout, read by h5py directly
         d = f["commonality/k0.5/images"]
         assert d.chunks == (4, 8, 8, 3) and d.compression is None  # images raw by default (bench/build.py)
         assert f["commonality/k0.5/masks"].compression == "gzip"

@@ -27,7 +27,7 @@ def test_shipped_recipes_load(name):
 
 def test_bam_recipe_matches_the_paper():
     r = load_recipe(ROOT / "data_recipes" / "bam.yaml")
-    # BAM §3.1 / SPEC §4.3-4.4: 1,000 per pair, 128 px, sizes int(128/√3)=73 .. int(128/√2)=90 exclusive, val 100.
+    # BAM §3.1 / docs/dataset.md#pasting: 1,000 per pair, 128 px, sizes int(128/√3)=73 .. int(128/√2)=90 exclusive, val 100.
     assert (r.images_per_pair, r.size, r.n_val) == (1000, 128, 100)
     assert r.size_range == (73, 90)
     assert "stop sign" in r.objects and len(r.objects) == len(r.scenes) == 10

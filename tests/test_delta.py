@@ -1,4 +1,4 @@
-"""IIR δ patches (BAM §4.4, App. A; SPEC §4.6): objective, batched optimiser, lossless storage, resume, CLI."""
+"""IIR δ patches (BAM §4.4, App. A; docs/dataset.md#the-delta-patch): objective, batched optimiser, lossless storage, resume, CLI."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def images(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np
 def write_dataset(
     path: Path, seed: int = 0, n_pairs: int = 12, rows: tuple[int, ...] = (7, 2, 9, 4, 11)
 ) -> Path:
-    """A dataset file in the API.md layout: obj_scene composites and bamboo_forest scene-only rows of some pairs."""
+    """A dataset file in the layout of docs/design.md: obj_scene composites and bamboo_forest scene-only rows of some pairs."""
     rng = np.random.default_rng(seed)
     scene, dog, masks = images(rng, n_pairs)
     boxes = np.tile(np.array([[2, 2, 14, 14]], np.int32), (n_pairs, 1))

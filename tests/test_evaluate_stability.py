@@ -1,4 +1,4 @@
-"""The evaluate stage's stability scenario (SPEC §3.9) on planted linear models whose attributions are known in
+"""The evaluate stage's stability scenario (docs/metrics.md#stability) on planted linear models whose attributions are known in
 closed form: Vanilla Gradient (and SmoothGrad with paired seeds) of a linear model do not move under input
 noise (τ = cosine = 1); Gradient × Input and an identity attribution move by amounts computed here from the
 images; masking removes exactly the top-ratio pixels of the clean ranking; chunked batches equal the

@@ -138,7 +138,9 @@ def test_constant_zero_maps_are_valid_and_documented():
     g = M.region_attribution(torch.zeros(4, 16, 16), masks)
     assert (g == 0).all()
     ok = torch.ones(4, dtype=torch.bool)
-    assert M.mcs(g, g, ok) == 0.0 and M.iir(g, g, ok) == 0.0  # g_c(x) = 0: the IIR pair fails (SPEC §3.3)
+    assert (
+        M.mcs(g, g, ok) == 0.0 and M.iir(g, g, ok) == 0.0
+    )  # g_c(x) = 0: the IIR pair fails (docs/metrics.md#input-independence-rate-iir)
 
 
 def test_rmcs_series_and_pearson_variants():

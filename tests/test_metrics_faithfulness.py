@@ -36,7 +36,7 @@ def sig(v):
 
 
 def misplaced(m: torch.Tensor, remain: float = 0.07, mis: float = 0.10, seed: int = 0) -> torch.Tensor:
-    """GAG's "reversed" map (SPEC §2.17): keep the top ``remain``, swap the lowest ``mis`` with the band just
+    """GAG's "reversed" map (docs/methods.md): keep the top ``remain``, swap the lowest ``mis`` with the band just
     below the kept top (both shuffled)."""
     g = torch.Generator().manual_seed(seed)
     flat = m.reshape(-1).clone()
@@ -94,7 +94,7 @@ def test_rcap_saturated_map_recovers_every_nonzero_pixel_and_zero_map_scores_zer
 
 
 def _rcap_reference(model, x, sal, target, lower_bound=50, interval=10):
-    """SPEC §3.5 step by step, one image at a time (the GAG loop: partitions, cumulative recovery)."""
+    """docs/metrics.md#rcap step by step, one image at a time (the GAG loop: partitions, cumulative recovery)."""
     out = []
     for i in range(x.shape[0]):
         m = sal[i]

@@ -121,7 +121,7 @@ def test_autvc_orders_smooth_below_noisy_and_counts_levels():
     res = M.autvc(torch.cat([smooth, noisy]))
     assert len(res.atv[0]) == 2  # pyramid 64, 43, then 29 < 30 stops
     assert res.autvc[0] < res.autvc[1]
-    # SPEC §3.8: a 224² map has 6 levels (224, 150, 100, 67, 45, 30): even N, where the Simpson rules differ
+    # docs/metrics.md#aupc-and-autvc: a 224² map has 6 levels (224, 150, 100, 67, 45, 30): even N, where the Simpson rules differ
     big = torch.randn(1, 224, 224, generator=g)
     legacy, current = M.autvc(big), M.autvc(big, even="cartwright")
     assert len(legacy.atv[0]) == 6

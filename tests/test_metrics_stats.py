@@ -121,7 +121,7 @@ def test_correlations_vs_scipy_and_degenerate():
 
 
 # --------------------------------------------------------------------------------------------- registry / CLI
-SPEC_DIRECTIONS = {  # SPEC §3.12
+DIRECTIONS = {  # docs/metrics.md#directions
     "mcs": True,
     "idr": True,
     "iir": True,
@@ -135,7 +135,7 @@ SPEC_DIRECTIONS = {  # SPEC §3.12
     "aupc": False,
     "autvc": False,
     "mutual_information": True,
-    "kendall_noise": True,  # SPEC §3.12: protocol 1, higher τ at a fixed ε = more robust
+    "kendall_noise": True,  # docs/metrics.md#directions: protocol 1, higher τ at a fixed ε = more robust
     "cosine_noise": True,
     "cosine_masking": None,
     "kendall_masking": None,
@@ -143,7 +143,7 @@ SPEC_DIRECTIONS = {  # SPEC §3.12
 
 
 def test_registry_metadata_and_functions_resolve():
-    for name, hib in SPEC_DIRECTIONS.items():
+    for name, hib in DIRECTIONS.items():
         assert M.METRICS.get(name).higher_is_better is hib
     for name, cls in M.METRICS.items():
         assert callable(cls.function) and cls.name == name

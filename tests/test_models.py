@@ -182,3 +182,26 @@ def test_arbitrary_bytes_are_a_one_line_error(tmp_path, content):
     with pytest.raises(DataError) as e:
         load_classifier(bad)
     _one_line(e)
+
+
+def test_a_network_of_ones_own_by_module_path(tmp_path, monkeypatch):
+    """``model.arch: package.module:NETWORK`` builds a network defined outside bamkit, with its preprocessing,
+    and a name that is neither registered nor importable is one line naming it."""
+    from bamkit.models import preprocess_for
+    from bamkit.train.config import ModelConfig
+
+    (tmp_path / "my_nets.py").write_text(
+        "from torch import nn\nfrom bamkit.nets import Network\nfrom bamkit.preprocess import Preprocess\n"
+        "def build(num_classes, weights, **_):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n"
+        "TINY = Network('tiny', build, (), lambda s: Preprocess(s, (0.5,) * 3, (0.25,) * 3), 'a test network')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert ModelConfig(arch="my_nets:TINY").arch == "my_nets:TINY"
+    net = build_network("my_nets:TINY", 7)
+    assert net(torch.zeros(2, 3, 16, 16)).shape == (2, 7)
+    assert preprocess_for("my_nets:TINY", 16).std == (0.25,) * 3
+    with pytest.raises(ConfigError, match="cannot import it"):
+        build_network("no_such_module_xyz:NET", 7)
+    with pytest.raises(ConfigError, match="model.arch: unknown network architecture 'resnet5'"):
+        ModelConfig(arch="resnet5")

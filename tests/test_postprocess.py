@@ -1,4 +1,4 @@
-"""``to_saliency`` on hand-computed cases, against numpy's percentile, and on the degenerate maps of SPEC §1.3."""
+"""``to_saliency`` on hand-computed cases, against numpy's percentile, and on the degenerate maps of docs/conventions.md#saliency-modes."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def test_published_lookup_keys_reversed_maps_by_their_inner_method():
     assert pub.lookup("rcap", "smoothgrad", {}).value == pytest.approx(0.106728)
     assert pub.lookup("mcs", "smoothgrad", {}) is None
     drop = {k: w - wo for k, (w, wo) in pub.BAM_K_ACCURACY.items()}
-    assert drop[0.2] == 21 and drop[0.7] == -1  # SPEC §5.1 derived row
+    assert drop[0.2] == 21 and drop[0.7] == -1  # docs/reproduction.md#published-numbers derived row
 
 
 def test_report_without_results_is_a_one_line_error(tmp_path):

@@ -1,4 +1,4 @@
-"""COCO object reader on real files through real pycocotools (SPEC §4.2, §8)."""
+"""COCO object reader on real files through real pycocotools (docs/dataset.md#object-extraction)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MiniPlaces / folder-per-class scene reader on real files (SPEC §4.1, §8)."""
+"""MiniPlaces / folder-per-class scene reader on real files (docs/dataset.md#classes-and-sources)."""
 
 from __future__ import annotations
 

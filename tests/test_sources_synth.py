@@ -1,4 +1,4 @@
-"""Synthetic sources: genuine formats, determinism, corruption, CLI (SPEC §8)."""
+"""Synthetic sources: genuine formats, determinism, corruption, CLI (docs/dataset.md#source-formats)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_bad_arguments(tmp_path):
 def test_synthetic_classes_are_learnable_by_a_small_cnn_at_64px(tmp_path):
     """A small CNN learns both labels of BAM-style composites of the demo sources (chance = 0.1).
 
-    Composites follow BAM's paste (SPEC §4.3): the object's longer relative side is set to
+    Composites follow BAM's paste (docs/dataset.md#pasting): the object's longer relative side is set to
     [S/√3, S/√2) of the 128-px scene, alpha-pasted at a random position, then the image is resized to 64 px.
     Measured on 2 shared CPU cores after 12 epochs on 720 composites: object ≈ 0.75, scene ≈ 0.99.
     """

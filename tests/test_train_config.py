@@ -21,7 +21,7 @@ def test_the_shipped_sweep_names_every_bam_model_with_its_set_and_labels():
     assert (cfgs["f_empty"].data.train_set, cfgs["f_empty"].data.label_field) == ("scene_only", "scene_label")
     for k in K:
         assert cfgs[f"f_k{k}"].data.train_set == f"commonality/k{k}"
-    # SPEC §4.7 defaults come from the shared base file.
+    # docs/dataset.md#models defaults come from the shared base file.
     o = cfgs["f_o"]
     assert (o.model.arch, o.model.weights, o.model.input_size) == ("resnet50", "imagenet", 224)
     assert (o.optim.lr, o.optim.backbone_lr, o.optim.momentum, o.data.hflip) == (0.01, 0.001, 0.9, True)

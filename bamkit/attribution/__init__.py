@@ -1,4 +1,4 @@
-"""Attribution methods for image classifiers behind one interface (API.md).
+"""Attribution methods for image classifiers behind one interface (docs/methods.md).
 
 >>> import bamkit.attribution as A
 >>> A.names()                                                   # registered methods

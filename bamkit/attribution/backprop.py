@@ -1,11 +1,11 @@
 """Guided Backpropagation (Springenberg et al. 2015) and its squared SmoothGrad (BAM's "GB-SG").
 
 Guided Backpropagation replaces the backward pass of every ReLU by
-``grad_in = grad_out · 1[relu(x) > 0] · 1[grad_out > 0]`` (SPEC §2.12; PAIR saliency 0.0.5 ``guided_backprop.py``
+``grad_in = grad_out · 1[relu(x) > 0] · 1[grad_out > 0]`` (docs/methods.md; PAIR saliency 0.0.5 ``guided_backprop.py``
 overrides the gradient of every ``Relu`` op the same way).
 
 Why not module backward hooks: torchvision's ``BasicBlock``/``Bottleneck`` call one in-place ``self.relu`` module
-several times per forward (SPEC §2.12 PITFALL), and models may call ``F.relu`` directly. Instead, for the duration
+several times per forward (docs/methods.md), and models may call ``F.relu`` directly. Instead, for the duration
 of one forward pass, a :class:`torch.overrides.TorchFunctionMode` routes every ReLU call — ``nn.ReLU``,
 ``F.relu``, ``torch.relu`` and ``Tensor.relu``, in-place or not — to the :class:`GuidedReLU` autograd function,
 and every ReLU6 (``nn.ReLU6``, ``F.relu6``, and ``F.hardtanh`` with bounds (0, 6): MobileNet/EfficientNet-Lite's
@@ -153,7 +153,7 @@ class GuidedBackpropKernel(Kernel):
     "guided_backprop", paper="Springenberg et al. 2015, Striving for simplicity: the all convolutional net"
 )
 class GuidedBackprop(SampledMethod):
-    """Guided Backpropagation: the target-logit gradient with guided ReLU backward passes (SPEC §2.12).
+    """Guided Backpropagation: the target-logit gradient with guided ReLU backward passes (docs/methods.md).
 
     Returns:
         (N,C,H,W) attributions in the model's input space.
@@ -177,7 +177,7 @@ class GuidedBackprop(SampledMethod):
 @register("guided_backprop_smoothgrad", paper=BAM_PAPER + "; Smilkov et al. 2017, SmoothGrad")
 @hyper_parameters(n_samples=25, sigma=0.15, magnitude=True, **NOISE)
 class GuidedBackpropSmoothGrad(Smoothed):
-    """BAM's GB-SG: SmoothGrad of guided backprop, squared by default (PAIR 0.0.5 ``magnitude=True``; SPEC §2.12).
+    """BAM's GB-SG: SmoothGrad of guided backprop, squared by default (PAIR 0.0.5 ``magnitude=True``; docs/methods.md).
 
     ``a = (1/n) Σ_i GB(x + ε_i)²`` (``magnitude=False``: the plain mean), ε_i ~ N(0, σ²), σ = ``sigma`` × the
     image's (max − min).

@@ -1,8 +1,8 @@
 """Baseline "methods" for metric sanity checks: a random map, and the reversed (misplaced) map of any method.
 
 * ``random``: i.i.d. uniform [0, 1) per pixel from the image's own generator — the chance level every metric
-  should beat (BAM's random baselines; SPEC §3.1).
-* ``reversed``: GAG's Proposition 1 / ``return_misplaced_map`` (SPEC §2.17): sort the 2-D map, keep the top
+  should beat (BAM's random baselines; docs/metrics.md#model-contrast-score-mcs).
+* ``reversed``: GAG's Proposition 1 / ``return_misplaced_map`` (docs/methods.md): sort the 2-D map, keep the top
   ``remain`` fraction, and swap (after shuffling both groups) the lowest ``mis`` fraction with the equally large
   band just below the kept top. Every metric should score it worse than the original map.
 """
@@ -22,7 +22,9 @@ from bamkit.errors import ConfigError
 GAG = "Huang & Liu 2024, Guided AbsoluteGrad (arXiv 2404.15564), Proposition 1 / reversed maps"
 
 
-@register("random", paper="random-map baseline (Yang & Kim 2019 §5; SPEC §3.1)")
+@register(
+    "random", paper="random-map baseline (Yang & Kim 2019 §5; docs/metrics.md#model-contrast-score-mcs)"
+)
 class RandomMap(Method):
     """Uniform random (N,1,H,W) map; deterministic for given seeds. A reference, never ranked (see
     :attr:`Method.reference`)."""
@@ -53,7 +55,7 @@ class RandomMap(Method):
 
 
 def misplace(maps: torch.Tensor, remain: float, mis: float, gens: list[torch.Generator]) -> torch.Tensor:
-    """The misplaced maps (N,H,W) of ``maps`` (N,H,W) (SPEC §2.17); ``gens[j]`` shuffles image ``j``."""
+    """The misplaced maps (N,H,W) of ``maps`` (N,H,W) (docs/methods.md); ``gens[j]`` shuffles image ``j``."""
     n = maps.shape[0]
     out = maps.clone()
     flat_out = out.view(n, -1)

@@ -1,6 +1,6 @@
 """Blur Integrated Gradients (Xu et al. 2020, "Attribution in scale and space", CVPR).
 
-The path runs through Gaussian-blurred copies of the input (SPEC §2.9; PAIR saliency 0.2.1 ``core/blur_ig.py``):
+The path runs through Gaussian-blurred copies of the input (docs/methods.md; PAIR saliency 0.2.1 ``core/blur_ig.py``):
 with ``σ_i = i·σ_max/T`` (or ``sqrt(i·σ_max/T)``), i = 0..T, and ``x_i = blur(x, σ_i)``,
 
     a = − Σ_{i<T} (σ_{i+1} − σ_i) · ∂x/∂σ|_{σ_i} ⊙ ∇f_c(x_i),   ∂x/∂σ ≈ (blur(x, σ_i + h) − x_i) / h.
@@ -10,7 +10,7 @@ The blur acts on the two spatial axes of (C,H,W) only. It is computed exactly as
 normalised 1-D Gaussian truncated at ``radius = int(truncate·σ + 0.5)`` and folds the out-of-range taps back
 according to the padding ``mode`` (scipy's names: ``constant`` = zero padding, PAIR's choice; ``mirror`` = torch's
 ``reflect``, GAG's torchvision ``GaussianBlur``; ``reflect``, ``nearest``, ``wrap``). ``radius`` overrides the
-truncation (GAG: kernel 41 ⇒ ``radius=20``). Zero padding in normalised space is not black (SPEC §2.9 PITFALL).
+truncation (GAG: kernel 41 ⇒ ``radius=20``). Zero padding in normalised space is not black (docs/methods.md).
 
 Blur IG runs on the engine as a sampler (:class:`BlurPath`: blurred inputs, weight ``−Δσ_i``, offset ``∂x/∂σ``)
 and the ``PathIntegral`` reducer, so all (image, step) pairs stream through the model in chunks of
@@ -18,7 +18,7 @@ and the ``PathIntegral`` reducer, so all (image, step) pairs stream through the 
 per step; PAIR 0.2.1 multiplies a whole batch by the width of its last step, which differs only with
 ``sqrt=True`` and ``batch_size > 1`` (there, PAIR with ``batch_size=1`` is the reference).
 
-Presets (SPEC §2.18): PAIR ``n_steps=100, max_sigma=50, grad_step=0.01, mode="constant"`` (bamkit's default);
+Presets (docs/methods.md): PAIR ``n_steps=100, max_sigma=50, grad_step=0.01, mode="constant"`` (bamkit's default);
 GAG 2024 ``n_steps=20, radius=20, mode="mirror"``.
 """
 
@@ -160,7 +160,7 @@ class BlurPath(S.ChunkSampler):
     n_steps=100, max_sigma=50.0, grad_step=0.01, sqrt=False, mode="constant", truncate=4.0, radius=None
 )
 class BlurIG(SampledMethod):
-    """Blur IG (SPEC §2.9): (N,C,H,W) signed attributions in model space.
+    """Blur IG (docs/methods.md): (N,C,H,W) signed attributions in model space.
 
     Args:
         n_steps: T, blur steps (= gradient evaluations per image); PAIR 100, GAG 20.

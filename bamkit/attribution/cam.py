@@ -1,6 +1,6 @@
 """GradCAM (Selvaraju et al. 2017), its squared SmoothGrad and Guided GradCAM, as BAM computes them.
 
-BAM / PAIR saliency 0.0.5 recipe (SPEC §2.13): with ``A`` the activation (K,h,w) of a layer (torchvision
+BAM / PAIR saliency 0.0.5 recipe (docs/methods.md): with ``A`` the activation (K,h,w) of a layer (torchvision
 ResNet: the ``layer4`` output) and ``f_c`` the target logit,
 
 * ``w_k = mean_{i,j} ∂f_c/∂A_k[i,j]`` (global-average-pooled gradients),
@@ -10,7 +10,7 @@ ResNet: the ``layer4`` output) and ``f_c`` the target logit,
   half-pixel offset, a sub-pixel shift).
 
 Normalising before upsampling (as BAM does) equals normalising after up to the upsampled maximum, which bilinear
-interpolation can leave slightly below 1. Guided GradCAM (SPEC §2.14) is ``GB ⊙ GC`` with the normalised,
+interpolation can leave slightly below 1. Guided GradCAM (docs/methods.md) is ``GB ⊙ GC`` with the normalised,
 upsampled CAM broadcast over channels; GGC-SG is ``GB-SG ⊙ GC-SG`` (BAM ``gbs_mask * gcs_mask``).
 """
 
@@ -47,7 +47,7 @@ from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
 
 DEFAULT_LAYER = (
-    "layer4"  # torchvision ResNet's last residual stage: the layer BAM's GradCAM reads (SPEC §2.13)
+    "layer4"  # torchvision ResNet's last residual stage: the layer BAM's GradCAM reads (docs/methods.md)
 )
 
 
@@ -197,7 +197,7 @@ class GradCAM(SampledMethod):
 @register("gradcam_smoothgrad", paper=BAM_PAPER + "; Smilkov et al. 2017, SmoothGrad")
 @hyper_parameters(layer="auto", n_samples=25, sigma=0.15, magnitude=True, **NOISE)
 class GradCAMSmoothGrad(Smoothed):
-    """BAM's GC-SG: ``(1/n) Σ_i GC(x + ε_i)²`` of the per-sample normalised maps (SPEC §2.13).
+    """BAM's GC-SG: ``(1/n) Σ_i GC(x + ε_i)²`` of the per-sample normalised maps (docs/methods.md).
 
     Args:
         layer: module name. n_samples, sigma, magnitude, noise_space, mean, std: as ``guided_backprop_smoothgrad``.
@@ -218,7 +218,7 @@ class GradCAMSmoothGrad(Smoothed):
 
 @register("guided_gradcam", paper="Selvaraju et al. 2017, Grad-CAM (Guided Grad-CAM = GB ⊙ GC)")
 class GuidedGradCAM(CompositeMethod):
-    """``GB(x) ⊙ GC(x)``, the normalised upsampled CAM broadcast over channels (SPEC §2.14); (N,C,H,W)."""
+    """``GB(x) ⊙ GC(x)``, the normalised upsampled CAM broadcast over channels (docs/methods.md); (N,C,H,W)."""
 
     output = "input"
 

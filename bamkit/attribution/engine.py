@@ -1,4 +1,4 @@
-"""The attribution engine: kernel × sampler × reducer, with shared samples (SPEC §2.0; HOUSE_STYLE engine).
+"""The attribution engine: kernel × sampler × reducer, with shared samples (docs/methods.md#the-engine-kernels-samplers-reducers).
 
 :func:`run_methods` groups the requested methods by ``(kernel.key(), sampler.key())``, evaluates each group's
 samples once in batches of ``opts.batch_size`` and feeds every reducer of the group, so ``attribute_many`` costs

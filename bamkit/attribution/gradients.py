@@ -1,5 +1,5 @@
 """Input-gradient methods on the engine: vanilla gradient, SmoothGrad family, IG family, SmoothTaylor, feature
-suppression (SPEC §2.1–2.7, §2.10, §2.11; defaults from SPEC §2.18).
+suppression (docs/methods.md, with the defaults of each method's paper).
 
 Every method here is :class:`~bamkit.attribution.kernels.InputGradient` (∂ logit_target / ∂ input) evaluated on a
 sampler's inputs and reduced by a reducer; methods with equal sampler parameters share one pass in
@@ -41,7 +41,7 @@ LUO = "Luo, McDermott & O'Riordan 2025, Sampling Matters in Explanations (arXiv 
 @register("vanilla_gradient", paper=SIMONYAN)
 @hyper_parameters()
 class VanillaGradient(SampledMethod):
-    """``a = ∂f_c/∂x`` at the clean input (BAM App. E "GB"/"VG"; SPEC §2.1)."""
+    """``a = ∂f_c/∂x`` at the clean input (BAM App. E "GB"/"VG"; docs/methods.md)."""
 
     def kernel(self):
         return InputGradient()
@@ -56,7 +56,7 @@ class VanillaGradient(SampledMethod):
 @register("gradient_x_input", paper=SHRIKUMAR)
 @hyper_parameters()
 class GradientXInput(VanillaGradient):
-    """``a = x ⊙ ∂f_c/∂x`` on the model input (SPEC §2.2; equals BAM's mean-subtracted GxI up to a factor)."""
+    """``a = x ⊙ ∂f_c/∂x`` on the model input (docs/methods.md; equals BAM's mean-subtracted GxI up to a factor)."""
 
     def reducer(self):
         return R.TimesInput(R.Mean())
@@ -66,7 +66,7 @@ class GradientXInput(VanillaGradient):
 @hyper_parameters(n_samples=20, sigma=0.15, magnitude=False, **NOISE)
 class SmoothGrad(Smoothed):
     """``a = (1/n) Σ_i g(x + ε_i)`` (or of ``g²`` with ``magnitude=True``), ε_i ~ N(0, σ²), σ a fraction of the
-    image's range (SPEC §2.3; defaults: GAG's n 20, 15 %, mean).
+    image's range (docs/methods.md; defaults: GAG's n 20, 15 %, mean).
 
     Args:
         n_samples: noisy copies. sigma: noise scale (fraction of max − min). magnitude: square the gradients
@@ -78,7 +78,7 @@ class SmoothGrad(Smoothed):
 @register("smoothgrad_sq", paper=BAM + "; " + SMILKOV)
 @hyper_parameters(n_samples=25, sigma=0.15, **NOISE)
 class SmoothGradSquared(Smoothed):
-    """BAM's "SmoothGrad": ``(1/n) Σ_i g(x + ε_i)²``, n 25, σ 15 % (PAIR saliency 0.0.5 defaults; SPEC §2.3)."""
+    """BAM's "SmoothGrad": ``(1/n) Σ_i g(x + ε_i)²``, n 25, σ 15 % (PAIR saliency 0.0.5 defaults; docs/methods.md)."""
 
     magnitude = True
 
@@ -95,7 +95,7 @@ class SmoothGradXInput(Smoothed):
 @register("vargrad", paper=ADEBAYO + "; " + GAG)
 @hyper_parameters(n_samples=20, sigma=0.15, **NOISE)
 class VarGrad(Smoothed):
-    """Unbiased variance of the noisy gradients (SPEC §2.4; GAG n 20, 15 %)."""
+    """Unbiased variance of the noisy gradients (docs/methods.md; GAG n 20, 15 %)."""
 
     min_samples, min_samples_reason = 2, " (unbiased variance)"
 
@@ -106,7 +106,7 @@ class VarGrad(Smoothed):
 @register("absolutegrad", paper=GAG)
 @hyper_parameters(n_samples=20, sigma=0.15, **NOISE)
 class AbsoluteGrad(Smoothed):
-    """``(1/n) Σ_i |g(x + ε_i)|`` (GAG eq. 2, "GAG-0"; SPEC §2.5; n 20, 15 %)."""
+    """``(1/n) Σ_i |g(x + ε_i)|`` (GAG eq. 2, "GAG-0"; docs/methods.md; n 20, 15 %)."""
 
     def reducer(self):
         return R.MeanAbs()
@@ -115,11 +115,11 @@ class AbsoluteGrad(Smoothed):
 @register("guided_absolutegrad", paper=GAG)
 @hyper_parameters(n_samples=20, sigma=0.15, p=0.85, guide_normalize=False, **NOISE)
 class GuidedAbsoluteGrad(Smoothed):
-    """Guided AbsoluteGrad: mean |g| weighted by a variance guide (GAG §3.2, Alg. 1; SPEC §2.6; n 20, 15 %,
+    """Guided AbsoluteGrad: mean |g| weighted by a variance guide (GAG §3.2, Alg. 1; docs/methods.md; n 20, 15 %,
     p = 0.85 = the 85th percentile, per image and channel).
 
     Args:
-        p: variance percentile as a fraction. guide_normalize: the scale-free guide variant (SPEC §2.6).
+        p: variance percentile as a fraction. guide_normalize: the scale-free guide variant (docs/methods.md).
     """
 
     min_samples, min_samples_reason = 2, " (its guide is a variance)"
@@ -136,7 +136,7 @@ class GuidedAbsoluteGrad(Smoothed):
 @register("integrated_gradients", paper=SUNDARARAJAN + "; " + BAM)
 @hyper_parameters(n_steps=25, baseline="black", rule="trapezoid", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 class IntegratedGradients(SampledMethod):
-    """``a = (x − x') ⊙ ∫_0^1 ∇f_c(x' + α(x − x')) dα`` by quadrature (SPEC §2.7).
+    """``a = (x − x') ⊙ ∫_0^1 ∇f_c(x' + α(x − x')) dα`` by quadrature (docs/methods.md).
 
     Args:
         n_steps: gradient evaluations on the path (BAM 25). baseline: ``"black"`` (BAM), ``"mean"``, a number or
@@ -164,7 +164,7 @@ class IntegratedGradients(SampledMethod):
 )
 class IGSmoothGrad(Smoothed):
     """SmoothGrad of Integrated Gradients: mean over noisy copies of IG (squared with ``magnitude=True``, as
-    BAM's smoothing wrapper: 25 copies × 25 steps; SPEC §2.7). The noise is added to x, the baseline is fixed."""
+    BAM's smoothing wrapper: 25 copies × 25 steps; docs/methods.md). The noise is added to x, the baseline is fixed."""
 
     def check(self) -> None:
         self.n_steps = S.check_count("n_steps", self.n_steps)
@@ -197,7 +197,7 @@ class IGSmoothGrad(Smoothed):
     std=IMAGENET_STD,
 )
 class FeatureSuppression(SampledMethod):
-    """Mean |gradient| over Bernoulli pixel-dropped copies ``b ⊙ x`` (Luo et al. 2025 §4.1; SPEC §2.11).
+    """Mean |gradient| over Bernoulli pixel-dropped copies ``b ⊙ x`` (Luo et al. 2025 §4.1; docs/methods.md).
 
     Args:
         n_samples: dropped copies (paper 50). drop_p: drop probability (paper 0.7). per: ``"pixel"`` (shared by
@@ -225,7 +225,7 @@ Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], floa
 
 def total_variation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, heatmap: torch.Tensor) -> float:
     """Average total variation (L1) of the ``abs_p99``-normalised heat-map (SmoothTaylor's noise level at one
-    scale; SPEC §3.8). Lower = smoother. ``heatmap`` (1,H,W) signed."""
+    scale; docs/metrics.md#aupc-and-autvc). Lower = smoother. ``heatmap`` (1,H,W) signed."""
     from bamkit.attribution.postprocess import to_saliency
 
     m = to_saliency(heatmap[:, None], mode="abs_p99")[0]
@@ -263,7 +263,7 @@ def default_objective(
     std=IMAGENET_STD,
 )
 class SmoothTaylor(Smoothed):
-    """``R(x) = (1/N) Σ_i (x − z_i) ⊙ ∇f_c(z_i)``, roots ``z_i = x + σ ε_i`` (SPEC §2.10; N 150, σ 0.5 absolute
+    """``R(x) = (1/N) Σ_i (x − z_i) ⊙ ∇f_c(z_i)``, roots ``z_i = x + σ ε_i`` (docs/methods.md; N 150, σ 0.5 absolute
     in normalised units). With ``adaptive=True``, σ is optimised per image to minimise ``objective``
     (adaptive noising: start at mean |x|, step ``lr`` decayed by ``decay`` on failure, stop after ``patience``
     failures or ``max_iter`` iterations; each step costs N gradients plus the objective).
@@ -310,7 +310,7 @@ class SmoothTaylor(Smoothed):
         return torch.cat(out) if out else inputs.new_zeros(inputs.shape)
 
     def _adapt(self, model, x, t, seed, objective: Objective, opts: ExecOptions) -> torch.Tensor:
-        """Adaptive noising for one image (SPEC §2.10, after the reference ``adapt_noise``)."""
+        """Adaptive noising for one image (docs/methods.md, after the reference ``adapt_noise``)."""
 
         def run(sigma: float) -> tuple[float, torch.Tensor]:
             a = self._fixed(sigma).attribute(model, x, t, seeds=seed, opts=opts)

@@ -1,6 +1,6 @@
 """Guided Integrated Gradients (Kapishnikov et al. 2021, "Guided Integrated Gradients: an adaptive path method").
 
-The path from the baseline ``x'`` to the input ``x`` is built greedily (SPEC §2.8; PAIR saliency 0.2.1
+The path from the baseline ``x'`` to the input ``x`` is built greedily (docs/methods.md; PAIR saliency 0.2.1
 ``core/guided_ig.py`` is the reference semantics): at step t = 1..T with α = t/T, features are kept inside the
 corridor ``[α − d, α + d]`` of the straight path, and the features with the smallest |gradient| (a ``fraction`` φ of
 all features, by the ``lower`` quantile) move toward the input until the L1 distance to ``x`` is
@@ -11,7 +11,7 @@ sequential; bamkit batches *images* instead: the gradients of every image of a g
 come from one forward/backward, and the inner loop of each step runs on all images at once with a per-image
 "still moving" mask. Image i's result equals PAIR's ``GuidedIG.GetMask`` on image i alone.
 
-Presets (SPEC §2.18): PAIR/paper ``n_steps=200, fraction=0.25, max_dist=0.02`` (bamkit's default, with the black
+Presets (docs/methods.md): PAIR/paper ``n_steps=200, fraction=0.25, max_dist=0.02`` (bamkit's default, with the black
 baseline of bamkit's IG); GAG 2024 ``n_steps=20, fraction=0.25, max_dist=0.1, baseline="mean"`` (zero in the
 normalised space = ImageNet-mean gray). ``max_dist=0`` gives IG on the straight path (left Riemann sum),
 ``max_dist=1`` unbounded Guided IG.
@@ -117,7 +117,7 @@ def guided_ig_path(
 
 @register("guided_ig", paper="Kapishnikov et al. 2021, Guided Integrated Gradients (CVPR)")
 class GuidedIG(Method):
-    """Guided Integrated Gradients (SPEC §2.8): (N,C,H,W) signed attributions in model space.
+    """Guided Integrated Gradients (docs/methods.md): (N,C,H,W) signed attributions in model space.
 
     Args:
         n_steps: T, the number of gradient evaluations per image (PAIR 200, GAG 20).

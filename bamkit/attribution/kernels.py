@@ -1,4 +1,4 @@
-"""The input-gradient kernel every plain gradient method evaluates on its sampler's inputs (SPEC §1.2)."""
+"""The input-gradient kernel every plain gradient method evaluates on its sampler's inputs (docs/conventions.md#target-class)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bamkit.errors import ConfigError
 
 
 class InputGradient(Kernel):
-    """``∂ f_target(x) / ∂ x`` for a batch (B,C,H,W) -> (B,C,H,W), float32 (SPEC §1.2: the raw logit).
+    """``∂ f_target(x) / ∂ x`` for a batch (B,C,H,W) -> (B,C,H,W), float32 (docs/conventions.md#target-class: the raw logit).
 
     One forward and one backward per batch; bf16 autocast keeps the input and its gradient in float32.
     """

@@ -1,4 +1,4 @@
-"""Layer-wise Relevance Propagation (Bach et al. 2015) through zennit (a bamkit addition, SPEC §2.15).
+"""Layer-wise Relevance Propagation (Bach et al. 2015) through zennit (a bamkit addition, docs/methods.md).
 
 Default: zennit's ``EpsilonPlusFlat`` composite — Flat rule on the first linear layer, z⁺ on the other
 convolutions, ε on fully connected layers, Pass through activations, Norm on sums and average pools — with

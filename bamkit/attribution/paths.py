@@ -1,4 +1,4 @@
-"""Path ingredients of the integrated-gradient family (SPEC §1.1, §2.7): baselines in model space and the
+"""Path ingredients of the integrated-gradient family (docs/conventions.md#preprocessing, docs/methods.md): baselines in model space and the
 quadrature rules that place and weight the points of ∫_0^1 ∇f(x' + α(x − x')) dα."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from bamkit.errors import ConfigError
 
-#: Quadrature rules of :class:`StraightPath` (SPEC §2.7).
+#: Quadrature rules of :class:`StraightPath` (docs/methods.md).
 PATH_RULES = ("trapezoid", "left", "right", "middle", "bam_linspace", "gausslegendre")
 
 
@@ -36,7 +36,7 @@ def _tensor_key(t: torch.Tensor) -> tuple:
 def resolve_baseline(
     baseline: str | float | torch.Tensor, x: torch.Tensor, mean: Sequence[float], std: Sequence[float]
 ) -> torch.Tensor:
-    """The baseline x' in model space, broadcast to ``x`` (N,C,H,W) (SPEC §1.1).
+    """The baseline x' in model space, broadcast to ``x`` (N,C,H,W) (docs/conventions.md#preprocessing).
 
     ``"black"`` is pixel value 0 mapped through the normalisation (BAM's IG baseline); ``"mean"`` is 0 in model
     space (the ImageNet-mean gray that Guided IG and Park use); a number is a constant in model space; a tensor
@@ -72,7 +72,7 @@ def baseline_key(baseline: str | float | torch.Tensor) -> Hashable:
 
 
 def path_points(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions α ∈ [0, 1] and weights of an ``n_steps``-point rule for ∫_0^1 g(α) dα (SPEC §2.7).
+    """Positions α ∈ [0, 1] and weights of an ``n_steps``-point rule for ∫_0^1 g(α) dα (docs/methods.md).
 
     ``bam_linspace`` is PAIR saliency 0.0.5 / BAM: ``linspace(0, 1, n)`` with equal weights ``1/n`` (both
     endpoints, not a clean Riemann rule); ``trapezoid``, ``left``, ``right``, ``middle`` and ``gausslegendre``

@@ -1,8 +1,8 @@
-"""``to_saliency``: the one place where attributions become 2-D maps (SPEC §1.3).
+"""``to_saliency``: the one place where attributions become 2-D maps (docs/conventions.md#saliency-modes).
 
 Each metric family needs its own reduction, and mixing families within a metric changes results (BAM scores
 the positive part, GAG the absolute value, SmoothTaylor the signed sum). Degenerate maps — all zero, constant,
-containing NaN/inf — are handled as SPEC §1.3 says and *flagged*, so reports can count them instead of silently
+containing NaN/inf — are handled as docs/conventions.md#saliency-modes says and *flagged*, so reports can count them instead of silently
 scoring NaNs.
 
 Modes (aliases in brackets):
@@ -58,7 +58,9 @@ def _p99_scale(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flat = m.flatten(1)
     lo = flat.amin(1)
     hi = torch.quantile(flat, 0.99, dim=1) if flat.shape[1] else lo
-    hi = torch.where(hi > lo, hi, flat.amax(1))  # SPEC §1.3 PITFALL: p99 == min on sparse maps
+    hi = torch.where(
+        hi > lo, hi, flat.amax(1)
+    )  # docs/conventions.md#saliency-modes: p99 == min on sparse maps
     return _scale(m, lo, hi)
 
 

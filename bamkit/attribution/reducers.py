@@ -1,4 +1,4 @@
-"""Streaming reducers over per-sample kernel outputs (SPEC §2.0).
+"""Streaming reducers over per-sample kernel outputs (docs/methods.md).
 
 A reducer never stores the stack of per-sample gradients ``{g_i}``: ``init`` allocates per-image accumulators,
 ``update`` folds in one batch (rows belong to images ``batch.image_index``) in place, ``finalize`` returns the
@@ -78,7 +78,7 @@ class Mean(_WeightedSum):
 
 
 class MeanSquare(_WeightedSum):
-    """``Σ w_i g_i²`` — BAM's "SmoothGrad" (PAIR saliency ``magnitude=True``; SPEC §2.3 PITFALL)."""
+    """``Σ w_i g_i²`` — BAM's "SmoothGrad" (PAIR saliency ``magnitude=True``; docs/methods.md)."""
 
     def key(self):
         return ("mean_square",)
@@ -110,7 +110,7 @@ class PathIntegral(_WeightedSum):
 
 
 class Taylor(PathIntegral):
-    """SmoothTaylor ``(1/N) Σ_i (x − z_i) ⊙ ∇f(z_i)`` over Gaussian roots ``z_i`` (Goh et al. 2020; SPEC §2.10)."""
+    """SmoothTaylor ``(1/N) Σ_i (x − z_i) ⊙ ∇f(z_i)`` over Gaussian roots ``z_i`` (Goh et al. 2020; docs/methods.md)."""
 
     def key(self):
         return ("taylor",)
@@ -155,13 +155,13 @@ class Variance(_Moments):
 
 class GuidedAbs(_Moments):
     """Guided AbsoluteGrad: ``mean|g| ⊙ G``, ``G = 1`` where ``V > quantile_p(V)`` else ``V`` (Huang & Liu 2024
-    §3.2, Alg. 1; reference code: quantile per image and channel over H·W, strict ``>``; SPEC §2.6).
+    §3.2, Alg. 1; reference code: quantile per image and channel over H·W, strict ``>``; docs/methods.md).
 
     Args:
         p: the variance percentile as a fraction (0.85 in the paper's tables); ``p = 0`` gives AbsoluteGrad,
             ``p < 0`` pure variance weighting (as the reference).
         guide_normalize: divide ``V`` by its p-quantile before clipping at 1 (bamkit variant that removes the
-            scale dependence of the soft part; SPEC §2.6 PITFALL).
+            scale dependence of the soft part; docs/methods.md).
     """
 
     def __init__(self, p: float = 0.85, guide_normalize: bool = False) -> None:
@@ -219,7 +219,7 @@ class TimesInput(Reducer):
 
 class NoisyPathIntegral(Reducer):
     """IG-SmoothGrad: the mean over noisy copies of ``IG(x + ε_k)`` (or of its square, ``magnitude=True``, as
-    BAM's squared smoothing wrapper; SPEC §2.7). Needs :class:`~bamkit.attribution.samplers.NoisyPath` batches.
+    BAM's squared smoothing wrapper; docs/methods.md). Needs :class:`~bamkit.attribution.samplers.NoisyPath` batches.
 
     Samples arrive image-major and copy-major, so at most one copy is incomplete at a batch boundary; it is
     carried to the next batch — memory stays at one image's worth beyond the output.

@@ -1,4 +1,4 @@
-"""Samplers: the modified inputs x̃ a gradient method evaluates its kernel on (SPEC §2.0).
+"""Samplers: the modified inputs x̃ a gradient method evaluates its kernel on (docs/methods.md).
 
 A sampler turns a batch of clean inputs ``x`` (N,C,H,W) into a stream of :class:`SampleBatch` es of at most
 ``batch_size`` rows: the modified inputs, which image each row belongs to, its quadrature / Monte-Carlo weight and
@@ -100,15 +100,15 @@ class Identity(Sampler):
 
 
 class Gaussian(Sampler):
-    """``x̃_i = x + ε_i``, ``ε_i ~ N(0, σ²)``, i = 1..n (SmoothGrad, Smilkov et al. 2017; SPEC §2.3).
+    """``x̃_i = x + ε_i``, ``ε_i ~ N(0, σ²)``, i = 1..n (SmoothGrad, Smilkov et al. 2017; docs/methods.md).
 
     Args:
         n_samples: noisy copies per image.
         sigma: noise scale; with ``sigma_mode="relative"`` a fraction of each image's own (max − min) over all
-            channels (SPEC §0.3: BAM/GAG use 0.15), with ``"absolute"`` a standard deviation in model units
+            channels (docs/conventions.md#notation: BAM/GAG use 0.15), with ``"absolute"`` a standard deviation in model units
             (SmoothTaylor's 0.5).
         noise_space: ``"input"`` adds isotropic noise in the model's (normalised) input space; ``"pixel"`` adds it
-            in [0, 1] pixel space as BAM did (σ relative to the pixel range; SPEC §1.1), using ``mean``/``std``.
+            in [0, 1] pixel space as BAM did (σ relative to the pixel range; docs/conventions.md#preprocessing), using ``mean``/``std``.
         sigma_mode: ``"relative"`` or ``"absolute"``.
     """
 
@@ -183,7 +183,7 @@ class Gaussian(Sampler):
 
 
 class StraightPath(Sampler):
-    """Points ``x' + α (x − x')`` on the straight path from a baseline (Integrated Gradients; SPEC §2.7).
+    """Points ``x' + α (x − x')`` on the straight path from a baseline (Integrated Gradients; docs/methods.md).
 
     Args:
         n_steps: points on the path (= gradient evaluations per image).
@@ -235,7 +235,7 @@ class StraightPath(Sampler):
 
 class NoisyPath(Sampler):
     """IG-SmoothGrad: ``n_samples`` noisy copies ``x + ε_k`` (as :class:`Gaussian`), each integrated along a
-    :class:`StraightPath` from the fixed baseline (BAM App. E: 25 × 25 = 625 gradients per image; SPEC §2.7)."""
+    :class:`StraightPath` from the fixed baseline (BAM App. E: 25 × 25 = 625 gradients per image; docs/methods.md)."""
 
     stochastic = True
 
@@ -290,7 +290,7 @@ class NoisyPath(Sampler):
 
 class BernoulliDrop(Sampler):
     """Feature suppression: ``x̃ = b ⊙ x + (1 − b) ⊙ fill``, ``b ~ Bernoulli(1 − drop_p)`` (Luo et al. 2025
-    eq. 11; SPEC §2.11).
+    eq. 11; docs/methods.md).
 
     Args:
         n_samples: masked copies per image (the paper's 50 iterations).

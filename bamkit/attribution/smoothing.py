@@ -26,7 +26,7 @@ NOISE = {"noise_space": "input", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 class Smoothed(SampledMethod):
     """A kernel (the input gradient unless overridden) averaged over Gaussian noisy copies; ``magnitude``
     squares each sample (PAIR saliency's ``magnitude=True``, BAM's "SmoothGrad"); σ is a fraction of each image's
-    (max − min) unless ``sigma_mode="absolute"`` (SPEC §2.3).
+    (max − min) unless ``sigma_mode="absolute"`` (docs/methods.md).
 
     Attributes:
         min_samples: the fewest copies the reducer is defined for (a variance needs 2).

@@ -1,4 +1,4 @@
-"""TCAV, Testing with Concept Activation Vectors (Kim et al. 2018), as BAM uses it (App. F; SPEC §2.16).
+"""TCAV, Testing with Concept Activation Vectors (Kim et al. 2018), as BAM uses it (App. F; docs/methods.md).
 
 For each bottleneck layer (a module name; torchvision ResNet: ``layer1`` … ``layer4`` and ``fc``):
 
@@ -176,7 +176,7 @@ def tcav(
     random_counterpart: torch.Tensor | None = None,
     p_threshold: float = 0.01,
 ) -> TCAVResult:
-    """TCAV score of a concept for one class with BAM's significance filter (SPEC §2.16).
+    """TCAV score of a concept for one class with BAM's significance filter (docs/methods.md).
 
     Args:
         model: classifier returning logits for preprocessed (N,C,H,W) inputs.
@@ -241,7 +241,7 @@ def tcav(
             for i, neg_images in enumerate(negatives):
                 neg = layer_activations(model, neg_images, group, batch_size)
                 # the fits are independent and seeded, and sklearn's SGD releases the GIL: run them side by side
-                # (2 threads on 2 cores: 2.6x faster, the same CAVs)
+                # (the same CAVs as one after another)
                 fits = {
                     layer: [
                         pool.submit(train_cav, pos[layer], neg[layer], alpha, seed + i)

@@ -1,4 +1,4 @@
-"""The BAM dataset: recipes, seeded paste plans, pixel composition, HDF5 files (BAM §3, SPEC §4).
+"""The BAM dataset: recipes, seeded paste plans, pixel composition, HDF5 files (BAM §3, docs/dataset.md).
 
 Pipeline: ``recipe.load_recipe`` (YAML -> frozen dataclasses) -> ``plan.make_plan`` (source choice and paste
 specs, no pixels) -> ``build.build_dataset`` (decode sources once, compose in worker processes with

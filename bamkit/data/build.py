@@ -188,7 +188,7 @@ def _write_all(
 def build_dataset(
     recipe: Recipe, out: str | Path | None = None, workers: int = 1, force: bool = False
 ) -> Path:
-    """Build every set the recipe names into one HDF5 file (API.md layout).
+    """Build every set the recipe names into one HDF5 file (the layout of docs/design.md#the-dataset-file).
 
     Args:
         recipe: a validated recipe (:func:`bamkit.data.recipe.load_recipe`).

@@ -1,12 +1,12 @@
-"""Pure pixel functions of the BAM composites (BAM §3.1; SPEC §4.3). No I/O, no hidden randomness.
+"""Pure pixel functions of the BAM composites (BAM §3.1; docs/dataset.md#pasting). No I/O, no hidden randomness.
 
 The paste follows BAM's ``paste_objects_to_scenes``: the object side with the larger object/scene ratio becomes
 a random integer in ``[lo, hi)`` pixels, the other side keeps the aspect ratio (truncated), the top-left corner
 is uniform in ``{0 … S-h-1} x {0 … S-w-1}``, and the cut-out is resized bilinearly with premultiplied alpha
-(PIL's RGBA resize). Two deliberate differences, both so that the sets pair pixel-exactly (SPEC §4.5):
+(PIL's RGBA resize). Two deliberate differences, both so that the sets pair pixel-exactly (docs/dataset.md#sets):
 
 * the object's own COCO mask is its alpha (BAM turned every pure-black pixel transparent, also black object
-  pixels — a PITFALL in SPEC §4.2);
+  pixels — a PITFALL in docs/dataset.md#object-extraction);
 * the resized alpha is thresholded at one half, so each output pixel is either the object's or the scene's.
   BAM blended the soft edge; a hard edge makes ``mask`` exactly the pixels that differ between ``obj_scene``,
   ``scene_only`` and ``obj_gray``, so ``scene_only == obj_scene`` outside the mask and
@@ -37,7 +37,7 @@ class Placement:
 
     @property
     def box(self) -> tuple[int, int, int, int]:
-        """``(y0, x0, y1, x1)``, end exclusive (API.md ``boxes``)."""
+        """``(y0, x0, y1, x1)``, end exclusive (the layout's ``boxes``)."""
         return self.y0, self.x0, self.y0 + self.h, self.x0 + self.w
 
 

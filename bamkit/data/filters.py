@@ -1,4 +1,4 @@
-"""The scene-filter hook: drop scene images that already show a BAM object (BAM §3.1; SPEC §4.2).
+"""The scene-filter hook: drop scene images that already show a BAM object (BAM §3.1; docs/dataset.md#object-extraction).
 
 The paper says such scenes were filtered; BAM's released script does not. ``kind: torchvision`` is the paper's
 filter with torchvision's COCO Faster R-CNN (:mod:`bamkit.data.detector`; the paper recipe uses it when the

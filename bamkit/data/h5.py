@@ -1,7 +1,7 @@
-"""The BAM dataset file: schema and lazy reader (API.md "HDF5 dataset file"); writing is :mod:`bamkit.data.h5_write`.
+"""The BAM dataset file: schema and lazy reader (docs/design.md#the-dataset-file); writing is :mod:`bamkit.data.h5_write`.
 
 One HDF5 file holds every set of a build. Each set is a group (``obj_scene``, ``commonality/k0.3`` …) holding
-the API.md datasets (:data:`FIELDS`) plus optional provenance datasets (:data:`EXTRA_FIELDS`). All datasets of
+the layout's datasets (:data:`FIELDS`) plus optional provenance datasets (:data:`EXTRA_FIELDS`). All datasets of
 a set are chunked along rows with the same ``chunk_rows``. Every dataset except ``images`` is deflate-compressed
 at :data:`GZIP_LEVEL` (masks shrink ~40x for almost no time); ``images`` are stored raw unless the file was
 created with ``compress_images=True`` (file attribute), because deflate saves only ~28 % on natural images and
@@ -30,7 +30,7 @@ from bamkit.errors import DataError
 
 SCHEMA_VERSION = 1
 
-# API.md datasets of every set: name -> dtype. Shapes: images (N,H,W,3), masks (N,H,W), boxes (N,4), rest (N,).
+# The layout's datasets of every set (docs/design.md#the-dataset-file): name -> dtype. Shapes: images (N,H,W,3), masks (N,H,W), boxes (N,4), rest (N,).
 FIELDS: dict[str, np.dtype] = {
     "images": np.dtype(np.uint8),
     "masks": np.dtype(np.bool_),
@@ -135,7 +135,7 @@ class SetView:
         return f"SetView({self.name!r}, n={self._len})"
 
     def has_field(self, field: str) -> bool:
-        """Whether the set holds dataset ``field`` (an API.md field or an extra one such as δ's ``passed``)."""
+        """Whether the set holds dataset ``field`` (a layout field or an extra one such as δ's ``passed``)."""
         return field in self._bf._handle()[self.name]
 
     def read(self, field: str, idx: slice | np.ndarray | list[int] | int | None = None) -> np.ndarray:

@@ -227,7 +227,7 @@ def write_set(
     attrs: Mapping[str, Any] | None = None,
     chunk_rows: int = 64,
 ) -> None:
-    """Write (or replace) one whole set with the API.md layout.
+    """Write (or replace) one whole set with the layout of docs/design.md#the-dataset-file.
 
     Args:
         h5: the file from :func:`open_for_append` (or :func:`create_file`).
@@ -241,7 +241,7 @@ def write_set(
     missing = [k for k in FIELDS if k not in arrays]
     if missing:
         raise DataError(
-            f"write_set({name!r}): missing dataset(s) {', '.join(missing)}; API.md lists all seven"
+            f"write_set({name!r}): missing dataset(s) {', '.join(missing)}; docs/design.md#the-dataset-file lists all seven"
         )
     images = np.asarray(arrays["images"])
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:

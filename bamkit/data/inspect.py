@@ -1,8 +1,8 @@
-"""Summarise a dataset file and check its invariants (``bamkit inspect``; SPEC §4.3-4.5, API.md).
+"""Summarise a dataset file and check its invariants (``bamkit inspect``; docs/design.md#the-dataset-file, docs/dataset.md#sets).
 
 Checks, each streamed over row blocks so memory stays bounded:
 
-* ``schema``: every API.md dataset present with its dtype and shape, all of a set's datasets the same length;
+* ``schema``: every dataset of the layout present with its dtype and shape, all of a set's datasets the same length;
 * ``labels``: object/scene labels in ``-1 … n_classes-1``, ``split`` in {0, 1};
 * ``masks``: non-empty wherever ``object_label >= 0`` (or a paired object is recorded), empty where the box is -1;
 * ``boxes``: every mask lies inside its box;

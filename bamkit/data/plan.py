@@ -1,9 +1,9 @@
-"""Seeded recipe -> what every row of every set is made of (no pixels; BAM §3.1-3.2, SPEC §4.3-4.5).
+"""Seeded recipe -> what every row of every set is made of (no pixels; BAM §3.1-3.2, docs/dataset.md#pasting).
 
 Rows of ``obj_scene``, ``scene_only`` and ``obj_gray`` are ordered by (object, scene, i) like BAM's sorted file
 names ``{obj}-{scene}-{i:04d}``: ``pair_index = (o * n_scenes + s) * n + i``. Object instance ``i`` of every
 object class is pasted into scene image ``i`` of every scene class; validation = the last ``n_val`` indices
-of each pair (SPEC §4.4), so no object instance or scene image crosses the split.
+of each pair (docs/dataset.md#splits), so no object instance or scene image crosses the split.
 
 A row is described by ``(o, s, i)`` and a *kind*:
 
@@ -30,7 +30,7 @@ from bamkit.data.recipe import Recipe, commonality_name
 from bamkit.errors import DataError
 
 COMPOSITE, SCENE_PAIRED, SCENE_PLAIN, GRAY = 0, 1, 2, 3
-# The small validation sets drawn from the pairs (BAM §4.5, SPEC §4.5): name -> (the recipe key naming their
+# The small validation sets drawn from the pairs (BAM §4.5, docs/dataset.md#sets): name -> (the recipe key naming their
 # scene class, the kind of their rows). Each holds the dog's validation indices of that scene.
 DERIVED_SETS = {
     "dog_bedroom": ("contrast_scene", COMPOSITE),
@@ -123,16 +123,16 @@ class Plan:
         return np.where(with_dog, COMPOSITE, SCENE_PLAIN).astype(np.int8)
 
     def split(self, i: np.ndarray) -> np.ndarray:
-        """0 train / 1 val: the last ``n_val`` indices of each pair are validation (SPEC §4.4); a commonality
+        """0 train / 1 val: the last ``n_val`` indices of each pair are validation (docs/dataset.md#splits); a commonality
         set's extra scenes (``i >= n``) are training images."""
         return ((i >= self.n - self.recipe.n_val) & (i < self.n)).astype(np.uint8)
 
 
 def commonality_classes(recipe: Recipe) -> dict[str, tuple[int, ...]]:
-    """Scene classes carrying the common feature in each commonality set (BAM §3.2, SPEC §4.5).
+    """Scene classes carrying the common feature in each commonality set (BAM §3.2, docs/dataset.md#sets).
 
     ``always_scene`` is always among them; the others are the first ``round(k * n_scenes) - 1`` of the remaining
-    classes in the recipe's label order (SPEC's default: bamboo_forest, bedroom, bowling_alley, …), so the sets
+    classes in the recipe's label order (bamboo_forest, bedroom, bowling_alley, …; docs/dataset.md#sets), so the sets
     are nested (k0.2's dog classes include k0.1's) and the same for every seed. In the paper's code the relative
     MCS is measured on dog-in-bedroom images, and bedroom is the second class to get the dog; a seeded order
     would move it anywhere between k = 0.2 and 1.0 and with it the meaning of that series. The choice is

@@ -2,7 +2,7 @@
 
 Workers never inherit an open HDF5 handle or a thread lock of this process: they are forked from a clean
 ``forkserver`` process (POSIX), which imports the ``preload`` modules once, so each further worker costs a fork
-instead of a fresh interpreter importing numpy, h5py and PIL (measured ~0.4 CPU-s per worker); where there is
+instead of a fresh interpreter importing numpy, h5py and PIL; where there is
 no fork server (Windows) they are spawned. With ``workers <= 1`` the same functions run in this process, so
 results do not depend on the worker count.
 """

@@ -1,4 +1,4 @@
-"""Decode each source once into a bounded on-disk cache the composing workers read (SPEC §4.2, §4.3).
+"""Decode each source once into a bounded on-disk cache the composing workers read (docs/dataset.md#object-extraction).
 
 BAM pastes object instance i into scene image i of *every* scene class, and scene image i receives every object
 class, so each source is used ``n_scenes`` (or ``n_objects``) times. Decoding them once per build and keeping the

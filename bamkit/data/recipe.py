@@ -1,6 +1,6 @@
 """Dataset recipes: frozen dataclasses loaded from YAML (``data_recipes/*.yaml``), validated on load.
 
-A recipe says which sources, classes, sizes, seed and sets a build uses (BAM §3.1-3.2; SPEC §4). Unknown keys
+A recipe says which sources, classes, sizes, seed and sets a build uses (BAM §3.1-3.2; docs/dataset.md). Unknown keys
 and impossible values are :class:`~bamkit.errors.ConfigError` naming the key. Paths in a recipe are relative
 to the recipe file unless absolute; ``sources.coco_annotations``, ``sources.coco_images`` and
 ``sources.miniplaces`` are relative to ``sources.root`` when it is given (so a caller can point one root at a
@@ -30,7 +30,7 @@ SET_KINDS = (
     "bamboo_forest",
     "dog_bamboo_forest",
 )
-# BAM's paste size: the larger relative side becomes a random int in [int(S/sqrt 3), int(S/sqrt 2)) (SPEC §4.3).
+# BAM's paste size: the larger relative side becomes a random int in [int(S/sqrt 3), int(S/sqrt 2)) (docs/dataset.md#pasting).
 DEFAULT_SCALE = (1.0 / math.sqrt(3.0), 1.0 / math.sqrt(2.0))
 SMOKE_IMAGES_PER_PAIR = 8
 MAX_SIZE = 2048  # BAM stores 128 px; larger sides are allowed up to what one chunk of rows can hold in memory
@@ -40,7 +40,7 @@ _SOURCE_OVERRIDES = ("root", "coco_annotations", "coco_images", "miniplaces", "m
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the objects (COCO instances) and scenes (MiniPlaces) come from (SPEC §8)."""
+    """Where the objects (COCO instances) and scenes (MiniPlaces) come from (docs/dataset.md#source-formats)."""
 
     root: Path | None = None
     coco_annotations: Path = Path("coco/annotations/instances_train2017.json")
@@ -70,7 +70,7 @@ class SceneFilterSpec:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A BAM dataset recipe (SPEC §4). Field order is the documented order of the YAML files."""
+    """A BAM dataset recipe (docs/dataset.md). Field order is the documented order of the YAML files."""
 
     name: str = "bam"
     sources: Sources = field(default_factory=Sources)
@@ -100,7 +100,7 @@ class Recipe:
     # -- derived quantities ------------------------------------------------------------------------------
     @property
     def n_val(self) -> int:
-        """Validation images per pair: the last ``n_val`` indices (BAM: 100 of 1,000, SPEC §4.4)."""
+        """Validation images per pair: the last ``n_val`` indices (BAM: 100 of 1,000, docs/dataset.md#splits)."""
         return int(round(self.images_per_pair * self.val_fraction))
 
     @property

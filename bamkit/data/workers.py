@@ -18,7 +18,7 @@ from bamkit.data.compose import draw_placements, harden, paste_resized, row_hash
 from bamkit.data.plan import COMPOSITE, GRAY, SCENE_PLAIN, Group, Plan
 
 _W: dict[str, Any] = {}
-# Provenance fields the builder writes after the API.md ones, in this order (chunk order of a task).
+# Provenance fields the builder writes after the layout's ones, in this order (chunk order of a task).
 EXTRA = ("object_index", "paired_object", "source_object", "source_scene")
 FIELD_ORDER = (*H.FIELDS, *EXTRA)
 
@@ -125,7 +125,7 @@ def compose_chunk(task: tuple[int, int]) -> dict[str, dict[str, bytes | np.ndarr
     out: dict[str, dict[str, bytes | np.ndarray]] = {}
     for name, kind in kinds.items():
         comp, gray = kind == COMPOSITE, kind == GRAY
-        has = kind != SCENE_PLAIN  # SCENE_PAIRED rows carry their composite's mask (API.md scene_only)
+        has = kind != SCENE_PLAIN  # SCENE_PAIRED rows carry their composite's mask (the layout's scene_only)
         if gray.all():
             images = np.full_like(scenes, r.gray_value)
         elif gray.any():

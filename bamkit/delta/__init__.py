@@ -1,4 +1,4 @@
-"""IIR δ patches (BAM §4.4, App. A; SPEC §4.6): the objective, its batched optimiser, verification and storage.
+"""IIR δ patches (BAM §4.4, App. A; docs/dataset.md#the-delta-patch): the objective, its batched optimiser, verification and storage.
 
 Modules: :mod:`~bamkit.delta.optimize` (objective + batched optimiser, pure torch), :mod:`~bamkit.delta.verify`
 (figures recomputed from the stored uint8 images), :mod:`~bamkit.delta.store` (HDF5 I/O and resumable partial

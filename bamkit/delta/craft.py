@@ -157,7 +157,7 @@ def craft_file(
     max_batches: int | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Craft, verify and store the IIR δ patches of a dataset file (BAM §4.4; SPEC §4.6).
+    """Craft, verify and store the IIR δ patches of a dataset file (BAM §4.4; docs/dataset.md#the-delta-patch).
 
     Args:
         data: the dataset file holding ``bamboo_forest`` and ``obj_scene``.

@@ -1,4 +1,4 @@
-"""The IIR δ objective and its batched optimiser (BAM §4.4, App. A; SPEC §4.6). Pure torch.
+"""The IIR δ objective and its batched optimiser (BAM §4.4, App. A; docs/dataset.md#the-delta-patch). Pure torch.
 
 BAM's Input Independence Rate needs, for each scene-only image ``x`` (the ``bamboo_forest`` set), a patch ``δ``
 shaped like a dog such that the scene model barely notices it: ``f(x + δ) ≈ f(x)``. The paper minimises
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from bamkit.delta.options import BAM_CODE_MEAN, DeltaOptions
 from bamkit.preprocess import Preprocess
 
-_EPS = 1e-12  # inside the square roots: ‖·‖₂ has no gradient at 0 (SPEC §4.6)
+_EPS = 1e-12  # inside the square roots: ‖·‖₂ has no gradient at 0 (docs/dataset.md#the-delta-patch)
 
 
 @dataclass
@@ -81,7 +81,7 @@ def model_input(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
 
 
 def _norm(t: torch.Tensor) -> torch.Tensor:
-    """Per-image ‖t‖₂ over all but the first dimension, smoothed at 0 (SPEC §4.6)."""
+    """Per-image ‖t‖₂ over all but the first dimension, smoothed at 0 (docs/dataset.md#the-delta-patch)."""
     return torch.sqrt(t.flatten(1).pow(2).sum(1) + _EPS)
 
 
@@ -94,7 +94,7 @@ def delta_loss(
     logits_clean: torch.Tensor,
     options: DeltaOptions,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-image BAM δ objective (BAM App. A, SPEC §4.6).
+    """Per-image BAM δ objective (BAM App. A, docs/dataset.md#the-delta-patch).
 
     Args:
         model: eval-mode classifier on normalised input, returning logits (N,K).
@@ -162,8 +162,7 @@ def to_pixels(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def quantize(x: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Store x + δ losslessly as uint8: round, then *clip* to [0, 255] (BAM's script wraps around — SPEC §4.6
-    PITFALL). Returns ``(patched uint8 (N,H,W,3), clipped bool (N,H,W))``."""
+    """Store x + δ losslessly as uint8: round, then *clip* to [0, 255] (BAM's script wraps around — docs/dataset.md#the-delta-patch). Returns ``(patched uint8 (N,H,W,3), clipped bool (N,H,W))``."""
     value = (x + delta).round()
     clipped = ((value < 0) | (value > 255)).any(1)
     patched = value.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -193,7 +192,7 @@ def optimize_batch(
     indices: np.ndarray | list[int] | None = None,
     progress: Any = None,
 ) -> DeltaResult:
-    """Optimise one δ per image, all images at once (BAM App. A; SPEC §4.6).
+    """Optimise one δ per image, all images at once (BAM App. A; docs/dataset.md#the-delta-patch).
 
     δ₀ = I_c ⊙ (x_dog − x), so x + δ₀ is the clean dog paste inside the mask and x outside it (``init="paste"``;
     ``init="bam_code"`` subtracts BAM's channel means instead of x, as its script does). Each step

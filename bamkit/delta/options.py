@@ -13,7 +13,7 @@ Optimizer = Literal["sgd", "adam"]
 Projection = Literal["hard", "penalty"]
 Init = Literal["paste", "bam_code"]
 # BAM's delta script (construct_delta_patch.py) subtracts these per-channel means (its TF ResNet's preprocessing)
-# from the dog composite and uses the result as δ₀; SPEC §4.6.
+# from the dog composite and uses the result as δ₀; docs/dataset.md#the-delta-patch.
 BAM_CODE_MEAN = (123.68, 116.78, 103.94)
 # Paper defaults (BAM App. A): λ = 500 for plain gradient descent. Adam's step is ~lr per pixel whatever the
 # gradient's scale, so it gets its own default in pixel units.
@@ -22,7 +22,7 @@ DEFAULT_LR = {"sgd": 500.0, "adam": 2.0}
 
 @dataclass(frozen=True)
 class DeltaOptions:
-    """Options of the δ optimisation (SPEC §4.6). All lengths are in 0–255 pixel units.
+    """Options of the δ optimisation (docs/dataset.md#the-delta-patch). All lengths are in 0–255 pixel units.
 
     Args:
         steps: gradient steps per image (paper: 300).
@@ -39,14 +39,13 @@ class DeltaOptions:
             similar (stored as ``functionally_similar``). Why 0.1: the paper asks f(x) ≈ f(x + δ) over all
             logits without a number; 10 % of the logit vector's norm is the tolerance BAM itself uses for
             "insignificant" (IIR's t = 10 %, §4.4), and together with an unchanged prediction it separates the
-            δs that converged from those that did not (the demo's 90 δs, seed 0: median 0.018, 88 under 0.1,
-            then 0.105 and 0.63).
+            δs that converged from those that did not (docs/reproduction.md).
         keep_best: return each image's iterate with the smallest ‖f(x+δ) − f(x)‖₂ seen (the final one included)
             instead of the last; plain gradient descent at λ = 500 oscillates on some models. Paper: off.
         init: δ₀. ``"paste"`` (bamkit's default): δ₀ = I_c ⊙ (x_dog − x), so x + δ₀ is the clean dog paste.
             ``"bam_code"``: BAM's released script: δ₀ = I_c ⊙ (x_dog − mean) with the TF means
             (123.68, 116.78, 103.94), so x + δ₀ = x + x_dog − mean inside the mask — the scene stays visible under
-            an additive dog, which is what the paper's IIR figures were computed on (SPEC §4.6 PITFALL; the
+            an additive dog, which is what the paper's IIR figures were computed on (docs/dataset.md#the-delta-patch; the
             script's first, unmasked gradient step is not reproduced: δ₀ is masked from the start).
         init_noise: std (pixels) of seeded Gaussian noise added to δ₀ inside the mask; 0 = δ₀ is the clean paste.
         seed: seed of that noise; each image draws from its own generator seeded by (seed, image index), so the

@@ -1,11 +1,11 @@
 """δ-patch file I/O: read the ``bamboo_forest`` inputs, keep per-batch progress, write ``bamboo_forest_patch``.
 
-Where x + δ₀ comes from (SPEC §4.5–4.6): the ``bamboo_forest`` rows are scene-only images of the (dog, bamboo_forest)
+Where x + δ₀ comes from (docs/dataset.md#sets): the ``bamboo_forest`` rows are scene-only images of the (dog, bamboo_forest)
 pair; the composite with the dog pasted in is the ``obj_scene`` row with the same ``pair_index``, and both rows
 carry the same dog mask. So δ₀ = I_c ⊙ (x_composite − x) makes x + δ₀ the clean paste.
 
 Writing (``write_patch_set``): the set is created with the dataset file's own layout (:func:`bamkit.data.h5.create_set`:
-same chunking and compression as the builder), holding the API.md fields copied from ``bamboo_forest`` (the
+same chunking and compression as the builder), holding the layout's fields copied from ``bamboo_forest`` (the
 patched images replace ``images``), the per-image figures of :data:`bamkit.delta.verify.FIGURES` as (N,)
 datasets, and ``clipped`` (N,H,W) bool (which pixels were clipped to [0, 255]). ``complete`` is written last,
 so an interrupted write never leaves a set that readers accept.
@@ -46,7 +46,7 @@ class DeltaInputs:
         scene: uint8 (N,H,W,3), the ``bamboo_forest`` images x.
         dog: uint8 (N,H,W,3), the ``obj_scene`` composites of the same pairs (x with the dog pasted in).
         masks: bool (N,H,W), the dog masks I_c.
-        fields: every dataset of the ``bamboo_forest`` set (API.md fields and provenance), copied to the patch set.
+        fields: every dataset of the ``bamboo_forest`` set (the layout's fields and provenance), copied to the patch set.
         file_attrs: the dataset file's attributes (classes, image size, recipe, seed …).
         input_hash: sha256 over scene, dog and masks: whether a stored patch set is current.
     """
@@ -106,7 +106,7 @@ def read_inputs(path: str | Path, scene_set: str = SCENE_SET, source_set: str = 
     if bad.size:
         raise DataError(
             f"the masks of {scene_set!r} rows {bad[:5].tolist()} differ from those of their {source_set!r} "
-            "composites; the scene-only mask must be where the object is in the paired composite (API.md) — rebuild"
+            "composites; the scene-only mask must be where the object is in the paired composite (docs/design.md#the-dataset-file) — rebuild"
         )
     if not masks.reshape(len(masks), -1).any(1).all():
         empty = np.flatnonzero(~masks.reshape(len(masks), -1).any(1))[:5].tolist()
@@ -254,7 +254,7 @@ def write_patch_set(
     Args:
         data: the dataset file the inputs came from.
         out: where the set goes.
-        fields: API.md fields (and provenance) of the patch set; ``images`` are the patched uint8 images.
+        fields: the layout's fields (and provenance) of the patch set; ``images`` are the patched uint8 images.
         figures: per-image figures (:data:`bamkit.delta.verify.FIGURES`), (N,) each.
         clipped: bool (N,H,W), the clipped pixels.
         attrs: the set's attributes (options, model hash, seed, key …).

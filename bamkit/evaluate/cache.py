@@ -8,7 +8,7 @@ Layout: a folder of HDF5 files, one per *writer* (``main.h5``, ``shard0of4.h5``,
 processes never write the same file. Each file holds groups ``/<model hash>/<set>/<method key>/<mode>``
 with row-aligned, append-only datasets ``row`` (int64), ``map`` (float16, (n, H, W)), ``prediction``,
 ``target`` (int64), ``logit`` (float32, the target's logit) and ``flag`` (uint8 bits: :data:`FLAG_CONSTANT` a map that cannot be scaled, :data:`FLAG_NONFINITE` NaN/Inf in the
-method's attributions; SPEC §1.3).
+method's attributions; docs/conventions.md#saliency-modes).
 The group attribute ``n_done`` counts complete rows: a chunk is written, the file flushed, and only then
 ``n_done`` advanced, so rows of a killed write are ignored and overwritten on resume.
 """

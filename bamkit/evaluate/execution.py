@@ -2,7 +2,7 @@
 CUDA, exact fp32 on the CPU), the record a run keeps of them, and the fidelity of off-fp32 maps.
 
 A run off the exact path (bf16, channels_last or compiled) compares its maps with fp32 eager ones on the first
-batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, SPEC §1.3's maps) and
+batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, docs/conventions.md#saliency-modes's maps) and
 records the figures in the shard's metadata and ``summary.json``; its maps are cached under their own key, so
 an exact run never reads them.
 """

@@ -1,7 +1,7 @@
 """A suite's method entries: :class:`MethodSpec` (what a YAML entry says) and :func:`build` (the engine-ready
 :class:`~bamkit.attribution.base.Method`).
 
-Method entries follow HOUSE_STYLE: ``{name: integrated_gradients, label: IG, n_steps: 64}`` — ``name`` is a
+Method entries look like ``{name: integrated_gradients, label: IG, n_steps: 64}`` — ``name`` is a
 registered method or ``module:callable``, ``label`` the column name in tables (default: ``name``), every other
 key a hyper-parameter of the method's constructor. Registered names, ``module:callable`` strings (a function
 ``f(model, inputs, target)``, a Method class or a captum ``Attribution``) and entry-point plug-ins all go through

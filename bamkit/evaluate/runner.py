@@ -1,7 +1,7 @@
 """Image batches → attributions → cache → per-image scores → tidy rows, for one shard of a suite.
 
 Per batch of rows of one leg (one model on one set): read uint8 images and masks, preprocess, one forward pass
-for the prediction (the target, SPEC §1.2: the predicted class of the clean input), attribute the methods that
+for the prediction (the target, docs/conventions.md#target-class: the predicted class of the clean input), attribute the methods that
 are not cached yet in one ``attribute_many`` call (samples shared where methods allow), reduce to every 2-D map
 the leg's metrics read (``to_saliency``), append to the cache, then score from the cached float16 maps — so a
 fresh run and a resumed run give the same numbers.
@@ -115,7 +115,7 @@ def _culprit(model, x, target, methods: dict[str, Any], seeds, opts) -> str:
 
 
 def _saliency(attr: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,H,W) map and (N,) degenerate-map flags (SPEC §1.3)."""
+    """(N,H,W) map and (N,) degenerate-map flags (docs/conventions.md#saliency-modes)."""
     from bamkit.attribution.postprocess import to_saliency
 
     return to_saliency(attr, mode=mode, return_flags=True)

@@ -1,4 +1,4 @@
-"""Attribution metrics as pure tensor functions (API.md ``bamkit.metrics``) plus statistics and a registry.
+"""Attribution metrics as pure tensor functions (docs/metrics.md) plus statistics and a registry.
 
 * BAM (Yang & Kim 2019): :func:`region_attribution`, :func:`mcs`, :func:`rmcs_series`, :func:`idr`,
   :func:`iir`, :func:`relative_attribution_change`, :func:`random_region_masks`.

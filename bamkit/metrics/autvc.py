@@ -1,5 +1,5 @@
 """SmoothTaylor's noise level (Goh et al. 2020): the area under the multi-scale average total variation curve
-of a signed heat-map (AUTVC; SPEC §3.8)."""
+of a signed heat-map (AUTVC; docs/metrics.md#aupc-and-autvc)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def autvc(
 ) -> AutvcResult:
     """SmoothTaylor's noise level: Simpson area (dx = 1) of the average total variation over a Gaussian
     pyramid (``skimage.transform.pyramid_gaussian``, downscale 1.5) of each signed heat-map, stopping at
-    the first level smaller than ``min_size`` (SPEC §3.8). Lower = smoother.
+    the first level smaller than ``min_size`` (docs/metrics.md#aupc-and-autvc). Lower = smoother.
 
     A 224² map has 6 levels (even), where SciPy's Simpson changed in 1.11: ``even="avg"`` (default)
     reproduces the legacy rule the published numbers used; ``"cartwright"`` gives current SciPy. The

@@ -1,14 +1,14 @@
 """BAM's metrics (Yang & Kim 2019, §4): region attribution g_c, concept attribution G_c, MCS and its relative
 series, IDR, IIR and App. C's relative attribution change, plus the random-region baseline generator.
 
-All inputs are cached per-image quantities: saliency maps from ``to_saliency(mode="bam")`` (SPEC §1.3,
-``bam_pos_p99``) and the object masks. Conventions (SPEC §1.4, matching ``bam/metrics.py``):
+All inputs are cached per-image quantities: saliency maps from ``to_saliency(mode="bam")`` (docs/conventions.md#saliency-modes,
+``bam_pos_p99``) and the object masks. Conventions (docs/conventions.md#region-attribution-and-the-correctness-filter, matching ``bam/metrics.py``):
 
 * a pair is scored only when *both* members are correctly classified (``correct``, the intersection);
 * an empty mask makes g_c undefined: :func:`region_attribution` returns NaN for that row, and every
   aggregate leaves such rows out and reports how many (:class:`~bamkit.metrics.functional.Score`);
 * an aggregate over zero pairs is NaN with ``n == 0`` — never a silent NaN;
-* constant (all-zero) maps are valid input: ``to_saliency`` returns zeros for them (SPEC §1.3), g_c = 0.
+* constant (all-zero) maps are valid input: ``to_saliency`` returns zeros for them (docs/conventions.md#saliency-modes), g_c = 0.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def region_attribution(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Ten
 def both_correct(
     pred_a: torch.Tensor, label_a: torch.Tensor, pred_b: torch.Tensor, label_b: torch.Tensor
 ) -> torch.Tensor:
-    """The pair filter of SPEC §1.4: ``pred_a == label_a`` and ``pred_b == label_b`` (the intersection). (N,) bool
+    """The pair filter of docs/conventions.md#region-attribution-and-the-correctness-filter: ``pred_a == label_a`` and ``pred_b == label_b`` (the intersection). (N,) bool
 
     MCS: (f_o on x, object label) and (f_s on x, scene label); IDR: f_s on x_cf and on x_−cf (scene label);
     IIR: f on x and on x+δ. Predictions may be class indices (N,) or logits (N,K) (argmax taken).
@@ -96,7 +96,7 @@ def mcs_per_pair(g_model1: torch.Tensor, g_model2: torch.Tensor) -> torch.Tensor
 
 
 def mcs_score(g_model1: torch.Tensor, g_model2: torch.Tensor, correct: torch.Tensor) -> Score:
-    """Model Contrast Score with its sample size (BAM §4.2; SPEC §3.1).
+    """Model Contrast Score with its sample size (BAM §4.2; docs/metrics.md#model-contrast-score-mcs).
 
     ``MCS = G_c(f_1, X_corr) − G_c(f_2, X_corr)``, computed as the mean of per-input differences over the
     intersection of correctly classified inputs (``bam/metrics.py``), so both terms use the same inputs.
@@ -111,7 +111,7 @@ def mcs_score(g_model1: torch.Tensor, g_model2: torch.Tensor, correct: torch.Ten
 
 
 def mcs(g_model1: torch.Tensor, g_model2: torch.Tensor, correct: torch.Tensor) -> float:
-    """MCS as a float (API.md); NaN when no pair is usable — use :func:`mcs_score` to see ``n``."""
+    """MCS as a float; NaN when no pair is usable — use :func:`mcs_score` to see ``n``."""
     return mcs_score(g_model1, g_model2, correct).value
 
 
@@ -120,7 +120,7 @@ class RmcsResult:
     """Relative MCS series (BAM §4.2, Fig. 6/13) and its Pearson ρ against the accuracy drop.
 
     ``rho9`` uses k = 0.1..0.9; ``rho10`` appends the reference model itself (k = 1.0, MCS = 0), since the
-    paper does not say which it used (SPEC §6 q.3). NaN where undefined (fewer than 3 finite points or a
+    paper does not say which it used (docs/metrics.md#relative-mcs). NaN where undefined (fewer than 3 finite points or a
     constant series).
     """
 
@@ -144,7 +144,7 @@ def rmcs_series(
     """Relative MCS over the commonality models ``MCS(f^k, f^{1.0})`` and Pearson ρ vs the accuracy drop.
 
     Args:
-        g_k: k -> (N,) g_c of model f^k on the common inputs (e.g. ``dog_bedroom``, SPEC §3.1).
+        g_k: k -> (N,) g_c of model f^k on the common inputs (e.g. ``dog_bedroom``, docs/metrics.md#model-contrast-score-mcs).
         g_ref: (N,) g_c of the reference model f^{ref_k} on the same inputs.
         correct_k: k -> (N,) bool, f^k correct; intersected with ``correct_ref`` per k.
         correct_ref: (N,) bool, the reference model correct.
@@ -202,7 +202,7 @@ def idr_per_pair(g_with_cf: torch.Tensor, g_without_cf: torch.Tensor) -> torch.T
 
 
 def idr_score(g_with_cf: torch.Tensor, g_without_cf: torch.Tensor, correct: torch.Tensor) -> Score:
-    """Input Dependence Rate with its sample size (BAM §4.3; SPEC §3.2).
+    """Input Dependence Rate with its sample size (BAM §4.3; docs/metrics.md#input-dependence-rate-idr).
 
     The fraction of pairs where the region gets *less* attribution when the (unimportant to f_s) object
     covers it than when the scene shows through. Random-region baseline ≈ 0.5. Higher is better.
@@ -217,7 +217,7 @@ def idr_score(g_with_cf: torch.Tensor, g_without_cf: torch.Tensor, correct: torc
 
 
 def idr(g_with_cf: torch.Tensor, g_without_cf: torch.Tensor, correct: torch.Tensor) -> float:
-    """IDR as a float (API.md); NaN when no pair is usable (:func:`idr_score` gives ``n``)."""
+    """IDR as a float; NaN when no pair is usable (:func:`idr_score` gives ``n``)."""
     return idr_score(g_with_cf, g_without_cf, correct).value
 
 
@@ -236,7 +236,7 @@ def check_threshold(t: float) -> None:
 
 
 def iir_score(g_x: torch.Tensor, g_x_delta: torch.Tensor, correct: torch.Tensor, t: float = 0.1) -> Score:
-    """Input Independence Rate with its sample size (BAM §4.4; SPEC §3.3). Higher is better.
+    """Input Independence Rate with its sample size (BAM §4.4; docs/metrics.md#input-independence-rate-iir). Higher is better.
 
     Args:
         g_x: (N,) g_c(f, x) for scene-only x, region = where δ goes.
@@ -249,7 +249,7 @@ def iir_score(g_x: torch.Tensor, g_x_delta: torch.Tensor, correct: torch.Tensor,
 
 
 def iir(g_x: torch.Tensor, g_x_delta: torch.Tensor, correct: torch.Tensor, t: float = 0.1) -> float:
-    """IIR as a float (API.md); NaN when no pair is usable (:func:`iir_score` gives ``n``)."""
+    """IIR as a float; NaN when no pair is usable (:func:`iir_score` gives ``n``)."""
     return iir_score(g_x, g_x_delta, correct, t).value
 
 
@@ -279,7 +279,7 @@ def keyed_random_regions(
     seed: int,
     scenario: str,
 ) -> np.ndarray:
-    """MCS/IDR random-region baseline masks (SPEC §3.1, bamkit default [D]).
+    """MCS/IDR random-region baseline masks (docs/metrics.md#model-contrast-score-mcs, bamkit default [D]).
 
     For each pair key, a generator seeded by (seed, scenario, pair) picks another pool member ("donor") and
     places the donor's object mask, cropped to its box, at a uniformly random position. The draw depends only
@@ -328,7 +328,7 @@ def random_region_masks(
     generator: torch.Generator | None = None,
     aspect_range: Sequence[float] = (0.5, 2.0),
 ) -> torch.Tensor:
-    """Random regions for the MCS/IDR random-mask baseline (BAM §5.1, App. G; generator per SPEC §3.1 [D]).
+    """Random regions for the MCS/IDR random-mask baseline (BAM §5.1, App. G; generator per docs/metrics.md#model-contrast-score-mcs).
 
     The in-memory form of :func:`keyed_random_regions` (which the evaluate stage calls with pair keys and a
     lazily read pool): row i is keyed by its index.

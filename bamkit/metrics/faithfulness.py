@@ -3,7 +3,7 @@ protocol) and SmoothTaylor's perturbation curve / AUPC (Goh et al. 2020); RCAP i
 
 Inputs: an eval-mode ``model`` returning logits, normalised ``images`` (N,C,H,W), ``target`` (N,) and 2-D
 maps (N,H,W) at input resolution. RCAP/DAUC/IAUC expect ``to_saliency(mode="abs_minmax")`` maps in [0, 1]
-(SPEC §1.3: never p99-clipped ones); AUPC takes the signed channel sum. Every perturbed image of every input
+(docs/conventions.md#saliency-modes: never p99-clipped ones); AUPC takes the signed channel sum. Every perturbed image of every input
 goes through the model in batches of ``batch_size`` under ``no_grad`` (built on the fly, bounded memory).
 ``mean``/``std`` describe the model's normalisation, used to build black fills and uniform patches.
 """
@@ -124,7 +124,7 @@ def deletion_auc(
 ) -> CurveResult:
     """Deletion curve and DAUC (lower is better).
 
-    * ``"gag10"`` (GAG ``xauc_eval.py``, SPEC §3.6): 10 steps; step k sets the pixels with ``M > q_r``,
+    * ``"gag10"`` (GAG ``xauc_eval.py``, docs/metrics.md#deletion-and-insertion-auc): 10 steps; step k sets the pixels with ``M > q_r``,
       r = 1.0, 0.9, …, 0.1 (GAG quantiles), to 0 in normalised space (``fill="mean"``: the ImageNet-mean
       colour) — 0 %, ~10 %, …, ~90 % removed; AUC = trapezoid over x = 0.1, 0.2, …, 1.0 (maximum 0.9).
     * ``"rise"`` (Petsiuk et al. 2018): ``pixels_per_step`` (default: the image width) most-salient pixels
@@ -257,7 +257,7 @@ def aupc(
     even: Literal["cartwright", "avg", "first", "last"] = "avg",
     seeds: Sequence[int] | None = None,
 ) -> AupcResult:
-    """SmoothTaylor's sensitivity: perturbation curve and AUPC (Goh et al. 2020; ST ``eval.py``; SPEC §3.8).
+    """SmoothTaylor's sensitivity: perturbation curve and AUPC (Goh et al. 2020; ST ``eval.py``; docs/metrics.md#aupc-and-autvc).
 
     Regions are the up to ``n_regions`` non-overlapping ``kernel_size``² windows with the highest mean
     |heat-map|, chosen greedily. For each region in order, ``n_perturbations`` uniform random patches

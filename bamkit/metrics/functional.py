@@ -1,7 +1,7 @@
 """Pure maths shared by several metrics: validation, GAG quantiles, quadrature, blur, batched model scoring.
 
 Everything is torch and follows the device of its inputs; nothing here picks a device. The only numpy is in
-:func:`gag_rates`, which must reproduce the reference's float rounding of ``np.arange`` exactly (SPEC §3.5).
+:func:`gag_rates`, which must reproduce the reference's float rounding of ``np.arange`` exactly (docs/metrics.md#rcap).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def check_maps(maps: torch.Tensor, name: str = "saliency", unit: bool = False) -
         if not (lo >= -1e-6 and hi <= 1 + 1e-6):  # also false for NaN
             raise DataError(
                 f"{name}: expected values in [0, 1], got range [{lo:.4g}, {hi:.4g}]; use to_saliency(mode="
-                "'abs_minmax') (SPEC §1.3) for this metric"
+                "'abs_minmax') (docs/conventions.md#saliency-modes) for this metric"
             )
     return maps
 
@@ -99,7 +99,7 @@ def as_bool(x: torch.Tensor, n: int, name: str) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------- quantiles
 def gag_rates(lower_bound: float, interval: float) -> list[float]:
-    """The RCAP recovery rates ``round(arange(lower_bound/100, 1, interval/100), 2)`` (SPEC §3.5 step 1).
+    """The RCAP recovery rates ``round(arange(lower_bound/100, 1, interval/100), 2)`` (docs/metrics.md#rcap step 1).
 
     ``np.arange`` is used on purpose: its float accumulation decides the last element, and RCAP must match
     the reference's rate list exactly (50/10 -> [0.5, 0.6, 0.7, 0.8, 0.9]).
@@ -175,7 +175,7 @@ def simpson(y: torch.Tensor, dx: float = 1.0, even: EvenRule = "cartwright") -> 
     """Composite Simpson's rule on equally spaced samples along the last dimension.
 
     Odd N is the classic composite rule (what every SciPy version computes). Even N needs one extra
-    interval (SPEC §3.8 pitfall: the answer depends on the SciPy version):
+    interval (docs/metrics.md#aupc-and-autvc: the answer depends on the SciPy version):
 
     * ``"cartwright"``: Simpson on the first N−1 samples plus Cartwright's quadratic correction for the last
       interval, ``dx·(5 y[-1] + 8 y[-2] − y[-3])/12`` — ``scipy.integrate.simpson`` since SciPy 1.11.

@@ -1,5 +1,5 @@
 """Explanation certainty: the mutual information I(x; z) between an image and its explanation (Luo et al.,
-"Sampling matters in explanations", 2025; SPEC §3.10) — with a bamkit estimator, since the paper names none."""
+"Sampling matters in explanations", 2025; docs/metrics.md#mutual-information) — with a bamkit estimator, since the paper names none."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def mutual_information(
     max_samples: int = 4096,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Explanation certainty I(x; z) in nats per image — **bamkit estimator** (SPEC §3.10, :data:`MI_ESTIMATOR_NOTE`).
+    """Explanation certainty I(x; z) in nats per image — **bamkit estimator** (docs/metrics.md#mutual-information, :data:`MI_ESTIMATOR_NOTE`).
 
     Luo et al. lower-bound explanation certainty by I(x; z) under a pixel-wise i.i.d. assumption but do not
     say how they estimate it. bamkit takes that assumption literally: the H·W pairs (gray pixel intensity,

@@ -1,4 +1,4 @@
-"""Ground-truth-mask localisation metrics (GAG ``segmentation_loss.py`` / ``pointing_game_eval.py``, SPEC §3.7).
+"""Ground-truth-mask localisation metrics (GAG ``segmentation_loss.py`` / ``pointing_game_eval.py``, docs/metrics.md#localisation).
 
 Maps are ``to_saliency(mode="abs_minmax")`` maps in [0, 1], (N,H,W); masks are the object masks (N,H,W),
 bool or {0,1}. Every function returns one value per image. Lower is better for all losses; the pointing game
@@ -52,7 +52,7 @@ def mae(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def sqrt_mae(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """``sqrt(mean |M − S|)`` — what GAG reports as "MAE" (SPEC §3.7 pitfall). (N,) Lower is better."""
+    """``sqrt(mean |M − S|)`` — what GAG reports as "MAE" (docs/metrics.md#localisation). (N,) Lower is better."""
     return mae(saliency, masks).double().sqrt().float()
 
 

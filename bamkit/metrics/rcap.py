@@ -1,5 +1,5 @@
 """RCAP — ReCover And Predict (Huang & Liu 2024, GAG §4.2 eq. 5), exactly as the reference code computes it
-(SPEC §3.5). Inputs as for :mod:`bamkit.metrics.faithfulness`: an eval-mode model, normalised images, targets and
+(docs/metrics.md#rcap). Inputs as for :mod:`bamkit.metrics.faithfulness`: an eval-mode model, normalised images, targets and
 ``to_saliency(mode="abs_minmax")`` maps in [0, 1]."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def rcap_details(
     std: Sequence[float] = MF.IMAGENET_STD,
     batch_size: int = 64,
 ) -> RcapResult:
-    """RCAP — ReCover And Predict (GAG §4.2 eq. 5), exactly as the reference code computes it (SPEC §3.5).
+    """RCAP — ReCover And Predict (GAG §4.2 eq. 5), exactly as the reference code computes it (docs/metrics.md#rcap).
 
     1. rates ``round(arange(lower_bound/100, 1, interval/100), 2)`` ({0.5, …, 0.9} by default); for each, the
        quantile ``q_r`` = element ``int(H·W·r) − 1`` of the ascending-sorted map; steps in descending q.
@@ -104,7 +104,7 @@ def rcap_details(
 
 
 def rcap(*args, **kwargs) -> torch.Tensor:
-    """Per-image RCAP (N,) (API.md); the arguments of :func:`rcap_details`, which documents the protocol.
+    """Per-image RCAP (N,); the arguments of :func:`rcap_details`, which documents the protocol.
     Dataset score = mean."""
     return rcap_details(*args, **kwargs).rcap
 

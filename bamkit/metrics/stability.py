@@ -3,7 +3,7 @@
 attribution-guided masking) live here once, for the library and the evaluate stage alike.
 
 Kendall τ is computed exactly in O(n log² n) with a vectorised bottom-up merge count (no Python loop over
-elements), so full 224·224·3 attributions are affordable; ``max_n`` subsamples with a seed (SPEC §6 q.12).
+elements), so full 224·224·3 attributions are affordable; ``max_n`` subsamples with a seed (docs/metrics.md#stability).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def kendall_tau(
     """Kendall's rank correlation of two flattened tensors, tie-aware (scipy.stats.kendalltau semantics).
 
     ``τ_b = (C − D) / sqrt((n0 − n1)(n0 − n2))``; ``τ_c = 2m(C − D) / (n²(m − 1))`` with m the smaller number of
-    distinct values (Park's notebook uses τ-c; bamkit's default is τ-b, SPEC §3.9). C − D comes from the
+    distinct values (Park's notebook uses τ-c; bamkit's default is τ-b, docs/metrics.md#stability). C − D comes from the
     discordant count D = inversions of v after a lexicographic sort by (u, v) (Knight 1966).
 
     Args:
@@ -118,7 +118,7 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # explain(x̂ (M,C,H,W), index (M,) long: the image each copy comes from) -> attributions (M,...), or a dict
 # label -> (M,...) when several methods share the copies. The index lets the caller keep each image's target
-# and attribution seeds for its copies (paired sampling noise, SPEC §3.9).
+# and attribution seeds for its copies (paired sampling noise, docs/metrics.md#stability).
 Explain = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 Copies = Iterator[tuple[int, int, torch.Tensor]]
 
@@ -275,7 +275,7 @@ def input_noise_stability(
     chunk: int = 64,
     clean: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
 ) -> StabilityResult | dict[str, StabilityResult]:
-    """Protocol 1 (Wang & Kong style, as in Park's notebook; SPEC §3.9): ``x̂ = x + ε·u`` with ``u`` uniform in
+    """Protocol 1 (Wang & Kong style, as in Park's notebook; docs/metrics.md#stability): ``x̂ = x + ε·u`` with ``u`` uniform in
     (0, 1] per element (one-sided, normalised units), compare the raw flattened a(x) and a(x̂).
 
     Args:
@@ -310,7 +310,7 @@ def masking_stability(
     chunk: int = 64,
     clean: torch.Tensor | None = None,
 ) -> StabilityResult:
-    """Protocol 2 (Park's attribution-guided masking, eq. 6) with the SPEC §3.9 fixes: pixels ranked once by
+    """Protocol 2 (Park's attribution-guided masking, eq. 6) with the docs/metrics.md#stability fixes: pixels ranked once by
     the *clean* attribution's channel-mean |a|, the top ``round(ratio·H·W)`` pixels set to ``fill`` in all
     channels (0 = the mean colour in normalised space; pass the model-space black for black), on a fresh
     copy of x for every ratio. Desired behaviour: τ and cosine fall monotonically with the ratio and stay

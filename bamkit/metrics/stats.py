@@ -1,4 +1,4 @@
-"""Statistics over per-image / per-pair metric values (SPEC §1.5, §3.4): BAM's 10 trials of 100 pairs,
+"""Statistics over per-image / per-pair metric values (docs/conventions.md#statistics): BAM's 10 trials of 100 pairs,
 bootstrap confidence intervals, paired method comparisons with Holm's correction, agreement between metric
 rankings, and correlations with p-values. numpy/scipy on small 1-D arrays; NaN rows are dropped and counted.
 """
@@ -45,7 +45,7 @@ class TrialsResult:
 
 def trials(values, n_trials: int = 10, trial_size: int = 100, seed: int = 0, ddof: int = 1) -> TrialsResult:
     """Mean and std over ``n_trials`` subsets of ``trial_size`` pairs drawn without replacement (within a
-    subset) from the pool of finite values (SPEC §1.5). IDR/IIR per-pair booleans give proportions.
+    subset) from the pool of finite values (docs/conventions.md#statistics). IDR/IIR per-pair booleans give proportions.
 
     A pool smaller than ``trial_size`` uses the whole pool in every trial (std 0) — ``trial_size`` in the
     result says so. An empty pool gives NaNs with ``n == 0``.

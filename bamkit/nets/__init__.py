@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from bamkit.errors import ConfigError
 from bamkit.preprocess import Preprocess
 from bamkit.registry import Registry
 
@@ -39,6 +40,25 @@ class Network:
 
 
 NETWORKS: Registry[Network] = Registry("network architecture", "")
+
+
+def network(arch: str) -> Network:
+    """The network ``arch`` names: a registered name, or ``"package.module:ATTR"`` naming a :class:`Network`
+    (imported, and registered under ``arch`` so checkpoints that record it load the same way)."""
+    if ":" in arch and arch not in NETWORKS:
+        import importlib
+
+        mod, _, attr = arch.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(
+                f"model.arch {arch!r}: cannot import it ({e}); expected 'package.module:NETWORK' on the Python path"
+            ) from None
+        if not isinstance(obj, Network):
+            raise ConfigError(f"model.arch {arch!r} is a {type(obj).__name__}, not a bamkit.nets.Network")
+        NETWORKS.add(arch, obj)
+    return NETWORKS.get(arch)
 
 
 def register_network(network: Network) -> Network:

@@ -58,9 +58,9 @@ class Conv2dSame(nn.Conv2d):
     after (right/bottom) rather than before.
 
     Symmetric padding (every stride-1 convolution, and strided ones whose input size leaves an even total) goes
-    to the convolution itself: the same zeros and bitwise the same output as a separate ``F.pad``, which on CPU
-    copied every depthwise layer's input and took a fifth of the demo's forward time (cProfile, evaluate stage:
-    21 of 100 s). Only the asymmetric case pads explicitly."""
+    to the convolution itself: the same zeros and bitwise the same output as a separate ``F.pad``, which on the
+    CPU copies every depthwise layer's input (docs/reproduction.md#performance-notes). Only the asymmetric case
+    pads explicitly."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []

@@ -23,12 +23,11 @@ class SmallCNN(nn.Module):
     attribution defaults (GradCAM's ``layer4``) apply unchanged.
 
     The BAM models built by :func:`bamkit.models.build_network` (hence ``bamkit train`` and
-    :func:`bamkit.models.load_classifier`) use global *max* pooling. Trained from scratch on a few thousand images, an average-pooled head sums evidence
-    over the whole frame, so an input whose background it never saw (BAM's uniform gray X_{o,g})
-    is dominated by the background's area: measured on the demo data, f_o fell to ~16 % on ``obj_gray``
-    (nearly every image called "elephant") while it reached ~91 % on ``obj_scene``; max-pooled, ~74 % and
-    ~93 %. A max-pooled head asks whether each feature is present *anywhere*, so a salient object is not
-    outvoted by a large unfamiliar background. ImageNet-pretrained ResNets (BAM §3.3) do not need this. The
+    :func:`bamkit.models.load_classifier`) use global *max* pooling. Trained from scratch on a few thousand
+    images, an average-pooled head sums evidence over the whole frame, so an input whose background it never saw
+    (BAM's uniform gray X_{o,g}) is dominated by the background's area (docs/reproduction.md#performance-notes
+    has the accuracies); a max-pooled head asks whether each feature is present *anywhere*, so a salient object
+    is not outvoted by a large unfamiliar background. ImageNet-pretrained ResNets (BAM §3.3) do not need this. The
     class default ``pool="avg"`` is the torchvision-style head (for direct use, e.g. test fixtures).
 
     Args:

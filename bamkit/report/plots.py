@@ -134,7 +134,7 @@ PROTOCOL_AXIS = {"noise": "ε (normalised units)", "masking": "removed ratio"}
 
 def stability_curves(levels: list[dict], methods: list[str], protocols: list[str]) -> bytes:
     """Mean Kendall τ (top row) and mean cosine (bottom row) against the deviation level, one column per
-    protocol, one line per method (SPEC §3.9; Park Figs. 1–2 summarised as curves).
+    protocol, one line per method (docs/metrics.md#stability; Park Figs. 1–2 summarised as curves).
 
     Args:
         levels: ``summary.json["stability"]["levels"]`` records (method, protocol, level, tau_mean, ...).

@@ -1,4 +1,4 @@
-"""Real-format data sources for the BAM dataset (BAM §3.1; SPEC §4.1-4.3, §8).
+"""Real-format data sources for the BAM dataset (BAM §3.1; docs/dataset.md#classes-and-sources).
 
 * :class:`~bamkit.sources.coco.CocoObjects` — BAM object cut-outs from a COCO instances file (pycocotools);
 * :class:`~bamkit.sources.miniplaces.MiniPlaces` — scene images from MiniPlaces or a folder-per-class tree;

@@ -1,8 +1,8 @@
-"""Object cut-outs from a COCO instances file (BAM §3.1; SPEC §4.2 and §8).
+"""Object cut-outs from a COCO instances file (BAM §3.1; docs/dataset.md#object-extraction).
 
 For each BAM object class, BAM takes from every COCO image that contains the category the **largest** instance
 of it, crops the image and the instance mask to the instance's box, and keeps the first images that load.
-bamkit does the same with three deliberate changes (SPEC §4.2, [D]): image ids are visited in sorted order
+bamkit does the same with three deliberate changes (docs/dataset.md#object-extraction, [D]): image ids are visited in sorted order
 (BAM iterated a Python ``set``), crowd annotations are never chosen, and category names are exact COCO names —
 BAM's ``stop_sign`` does not exist in COCO, and pycocotools silently answers an unknown name with *every*
 image, so :meth:`CocoObjects.resolve` refuses it and suggests ``"stop sign"``.
@@ -162,7 +162,7 @@ class CocoObjects:
     def candidates(self, name: str) -> list[tuple[int, int]]:
         """``(image_id, ann_id)`` of the largest non-crowd instance of ``name`` in each image, ids sorted.
 
-        BAM's largest-instance rule (SPEC §4.2), on the annotations' ``area`` (ties: the lower annotation
+        BAM's largest-instance rule (docs/dataset.md#object-extraction), on the annotations' ``area`` (ties: the lower annotation
         id). Crowd annotations are never chosen; an image whose only instances of the category are crowds
         counts as ``"crowd"``, one whose largest instance is below ``min_area`` as ``"small"``. No pixels
         are decoded, so a builder can count what is available before starting. The answer is cached, and the

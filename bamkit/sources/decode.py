@@ -1,4 +1,4 @@
-"""Decoding one source image file into RGB uint8, classifying failures instead of raising (SPEC §8).
+"""Decoding one source image file into RGB uint8, classifying failures instead of raising (docs/dataset.md#source-formats).
 
 Real COCO/MiniPlaces files include grayscale JPEGs, the odd CMYK or palette image, and files that fail to
 decode. The readers want "an RGB array or a reason why not", so the reason can be counted (skips.py).

@@ -1,4 +1,4 @@
-"""Scene images from MiniPlaces or a folder-per-class tree (BAM §3.1; SPEC §4.1 and §8).
+"""Scene images from MiniPlaces or a folder-per-class tree (BAM §3.1; docs/dataset.md#classes-and-sources).
 
 Two layouts are recognised automatically:
 

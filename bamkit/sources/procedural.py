@@ -80,7 +80,7 @@ def jitter_colour(
     """A colour with independent uniform jitter of ±``amount`` per channel, clipped to [8, 247].
 
     Clipping away from 0 keeps synthetic objects free of pure black, which BAM's paste step would make
-    transparent (SPEC §4.2 PITFALL).
+    transparent (docs/dataset.md#object-extraction).
     """
     c = np.asarray(rgb, dtype=np.float32) + rng.uniform(-amount, amount, 3).astype(np.float32)
     return np.clip(c, 8, 247)

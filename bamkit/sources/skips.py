@@ -1,4 +1,4 @@
-"""Counting the source files a reader had to skip (SPEC §8: real files occasionally fail to decode).
+"""Counting the source files a reader had to skip (docs/dataset.md#source-formats: real files occasionally fail to decode).
 
 Bad inputs are *skipped and counted, never silently dropped*: every reader owns a :class:`SkipCounter`, and
 the stage that drives it prints :meth:`SkipCounter.summary` at the end, so a user sees "skipped 3 source files:

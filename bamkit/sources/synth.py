@@ -1,4 +1,4 @@
-"""Synthetic source data in the real COCO-instances and MiniPlaces formats (SPEC §8).
+"""Synthetic source data in the real COCO-instances and MiniPlaces formats (docs/dataset.md#source-formats).
 
 ``write_sources`` is the embedded default of ``bamkit run`` and the fixture generator of every data test: it
 writes a genuine COCO 2017 instances file with JPEG images, and a genuine MiniPlaces tree, so the readers

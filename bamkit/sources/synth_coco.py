@@ -1,4 +1,4 @@
-"""Synthetic COCO 2017 instances in the real format (SPEC §8): the ten BAM categories and three distractors with
+"""Synthetic COCO 2017 instances in the real format (docs/dataset.md#source-formats): the ten BAM categories and three distractors with
 their real ids; several instances per image (the intended object is the largest of its category, plus smaller
 same-category instances and distractors); polygons for single instances, compressed RLE for some of them (as
 third-party exports do), uncompressed RLE for ``iscrowd=1`` crowds (larger than the intended object, so a

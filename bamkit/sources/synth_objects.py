@@ -111,7 +111,7 @@ def _dog(rng):
 
 def _elephant(rng):
     # Real elephant skin is a warm, often muddy brown-gray with deep wrinkles, not a flat mid-gray: a flat
-    # gray skin would make BAM's uniform gray background (X_{o,g}, RGB 128) read as "elephant" (SPEC §4.5).
+    # gray skin would make BAM's uniform gray background (X_{o,g}, RGB 128) read as "elephant" (docs/dataset.md#sets).
     g = pick(rng, [(128, 114, 102), (110, 100, 96), (142, 124, 106), (120, 108, 92)], 10)
     field = sinus_noise(rng, 8, (6.0, 12.0))
     skin = wrinkled(g, field, rng.uniform(0.05, 0.08))

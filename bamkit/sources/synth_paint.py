@@ -95,7 +95,11 @@ def pick(rng: np.random.Generator, palette: list[tuple[int, int, int]], jitter: 
     return np.clip(c + rng.uniform(-jitter, jitter, 3), 8, 247)
 
 
-DARK = (28, 26, 26)  # near-black: BAM's paste makes pure (0,0,0) transparent (SPEC §4.2 PITFALL)
+DARK = (
+    28,
+    26,
+    26,
+)  # near-black: BAM's paste makes pure (0,0,0) transparent (docs/dataset.md#object-extraction)
 
 
 def wrinkled(c, field, period: float, amount: float = 0.4, noise: float = 6.0) -> Paint:

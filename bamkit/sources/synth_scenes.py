@@ -9,7 +9,7 @@ Like real scene categories, some classes overlap: a few corn fields (5 %) are se
 stalks and leaves filling the frame, no sky), drawn by the same grove layout as the bamboo forests, which differ
 only in how often their stalks show node rings; runways, tracks and ski slopes sometimes have a grove on the
 horizon. On top of these, the grove views of :mod:`bamkit.sources.synth_render` make a share of every class
-genuinely ambiguous with bamboo forests, which BAM's Figure 2 (bottom) rests on (SPEC §5.1).
+genuinely ambiguous with bamboo forests, which BAM's Figure 2 (bottom) rests on (docs/reproduction.md#published-numbers).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from bamkit.sources.procedural import ellipse, fbm, jitter_colour, polygon_mask, rect
 
-S = 128  # MiniPlaces images are 128×128 (SPEC §8)
+S = 128  # MiniPlaces images are 128×128 (docs/dataset.md#source-formats)
 
 
 def _grid(n: int = S) -> tuple[np.ndarray, np.ndarray]:
@@ -381,7 +381,7 @@ def bakery_shop(rng, n: int = S):
 
 
 Renderer = Callable[[np.random.Generator], np.ndarray]
-# name -> (official MiniPlaces index, renderer). BAM scenes use their real indices (SPEC §8); the distractors
+# name -> (official MiniPlaces index, renderer). BAM scenes use their real indices (docs/dataset.md#source-formats); the distractors
 # are a few other MiniPlaces categories so that readers meet a realistic list (incl. a nested name).
 SCENES: dict[str, tuple[int, Renderer]] = {
     "abbey": (0, abbey),

@@ -2,8 +2,8 @@
 
 Images are synthetic but keep BAM's structure: every object in every scene, the same composite indexed by
 ``pair_index`` in ``obj_scene``/``scene_only``/``obj_gray``, validation = the last quarter of each pair's
-indices (SPEC §4.4), and ``commonality/k*`` sets where the dog is pasted into the first ⌈10k⌉ scene classes only
-(SPEC §4.5). Scenes are a class colour under strong per-pixel noise; objects are a class-coloured square; the
+indices (docs/dataset.md#splits), and ``commonality/k*`` sets where the dog is pasted into the first ⌈10k⌉ scene classes only
+(docs/dataset.md#sets). Scenes are a class colour under strong per-pixel noise; objects are a class-coloured square; the
 gray background is (128, 128, 128) as bamkit's ``obj_gray``.
 """
 

@@ -34,7 +34,7 @@ class DataConfig:
         label_field: ``object_label`` (f_o) or ``scene_label`` (every other BAM model).
         batch_size: images per optimiser step (per device).
         num_workers: loader processes per device (0 = read in the training process).
-        hflip: random horizontal flip (the only augmentation: no additive noise, SPEC §4.7).
+        hflip: random horizontal flip (the only augmentation: no additive noise, docs/dataset.md#models).
         shuffle_blocks: how many HDF5 chunks (in random order) are mixed into one shuffle window; 0 (default) =
             as many as ``cache_mb`` holds, i.e. a full shuffle when the set fits. Small windows give batches
             with few classes (sets are stored sorted by class) and train badly.
@@ -42,7 +42,7 @@ class DataConfig:
         val_max_images: validate on a seeded sample of this many validation rows (the training seed; the same
             sample every epoch); ``None`` (default) = all of them. Sets are stored sorted by class, so a sample,
             not ``trainer.limit_val_batches`` (the first batches), gives an unbiased ``val_acc`` when the full
-            validation pass costs too much (the demo's 9,000 composites: about 10 s per top model on 2 cores).
+            validation pass costs too much.
     """
 
     path: str | None = None
@@ -76,7 +76,7 @@ class ModelConfig:
 
     Attributes:
         arch: a registered network (:data:`bamkit.nets.NETWORKS`): ``resnet50``, ``resnet18``,
-            ``efficientnet_lite0``, ``small_cnn``, or one a plug-in registers.
+            ``efficientnet_lite0``, ``small_cnn``; or your own as ``package.module:NETWORK``.
         weights: a named checkpoint of the network (``imagenet``, ``imagenet_v2``), ``none``, or a local
             state-dict path.
         input_size: side of the square model input (224 for ResNet-50; stored 128 px images are resized).
@@ -89,7 +89,9 @@ class ModelConfig:
     width: int = 16
 
     def __post_init__(self) -> None:
-        if self.arch not in NETWORKS:
+        if (
+            self.arch not in NETWORKS and ":" not in self.arch
+        ):  # package.module:NETWORK is imported when built
             raise ConfigError(
                 f"model.arch: {NETWORKS.unknown_message(self.arch)}; known: {', '.join(NETWORKS.names())}"
             )
@@ -99,7 +101,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and schedule (SPEC §4.7 defaults: SGD momentum 0.9, lr 0.01 head / 0.001 backbone, cosine).
+    """Optimiser and schedule (docs/dataset.md#models defaults: SGD momentum 0.9, lr 0.01 head / 0.001 backbone, cosine).
 
     Attributes:
         name: ``sgd`` | ``adamw``.
@@ -181,7 +183,7 @@ class SmokeConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One BAM model (SPEC §4.7).
+    """One BAM model (docs/dataset.md#models).
 
     Attributes:
         name: model name and checkpoint file stem (``f_o``, ``f_s``, ``f_empty``, ``f_k0.1`` …).

@@ -1,4 +1,4 @@
-"""Lightning DataModule over one set of a BAM HDF5 file (API.md layout; SPEC §4.4 splits).
+"""Lightning DataModule over one set of a BAM HDF5 file (docs/design.md#the-dataset-file; the split rule of docs/dataset.md#splits).
 
 Reading pattern. HDF5 stores each set in compressed chunks of ``chunk_rows`` rows, so reading rows one by one in
 a random order decodes every chunk once per row. Instead the sampler shuffles *chunk-aligned blocks*, mixes the

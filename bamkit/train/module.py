@@ -1,4 +1,4 @@
-"""LightningModule for the BAM classifiers (SPEC §4.7: every layer fine-tuned, new head for the set's classes)."""
+"""LightningModule for the BAM classifiers (docs/dataset.md#models: every layer fine-tuned, new head for the set's classes)."""
 
 from __future__ import annotations
 

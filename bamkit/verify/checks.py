@@ -20,7 +20,7 @@ from bamkit.metrics.stats import spearman
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The margins of BAM's premises (defaults: issue 11 / the paper's Figure 2 values, SPEC §5.1).
+    """The margins of BAM's premises (defaults: issue 11 / the paper's Figure 2 values, docs/reproduction.md#published-numbers).
 
     Attributes:
         min_full_acc: f_o and f_s accuracy on ``obj_scene`` (the task is learnt at all).
@@ -29,7 +29,7 @@ class Thresholds:
         max_chance_ratio: accuracy with only the common feature kept, at most this multiple of chance; paper
             9.7 % / 9.8 % (≈ chance).
         min_conf_rise: f_s: share of inputs correct with and without the object whose true-class probability rises
-            without it (paper 79.5 %, SPEC §5.1).
+            without it (paper 79.5 %, docs/reproduction.md#published-numbers).
         min_k_images: bamboo-forest images per k-model (the drop of each k is a difference of two rates).
         max_k_rho: Spearman ρ(k, drop) at most this (paper −0.82).
         max_drop_at_1: the drop of the k = 1.0 model at most this (fraction; paper 0.02).

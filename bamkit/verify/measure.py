@@ -1,4 +1,4 @@
-"""``bamkit verify``: BAM's Figure 2 measured on the user's models and data (Yang & Kim 2019, §3.3; SPEC §5.1).
+"""``bamkit verify``: BAM's Figure 2 measured on the user's models and data (Yang & Kim 2019, §3.3; docs/reproduction.md#published-numbers).
 
 Top of Figure 2 — relative feature importance of f_o (object labels) and f_s (scene labels), on the validation
 rows of each set:

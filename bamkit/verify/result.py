@@ -22,7 +22,7 @@ ROLE_SETS = {"f_o": ("obj_gray", "scene_only"), "f_s": ("scene_only", "obj_gray"
 
 
 def published_fractions() -> dict[str, Any]:
-    """BAM Fig. 2 (SPEC §5.1) as fractions, the unit of the measured numbers."""
+    """BAM Fig. 2 (docs/reproduction.md#published-numbers) as fractions, the unit of the measured numbers."""
     return {
         "top": {role: {k: v / 100 for k, v in r.items()} for role, r in BAM_FIG2_TOP.items()},
         "k": {str(k): {"with": w / 100, "without": wo / 100} for k, (w, wo) in BAM_K_ACCURACY.items()},
