@@ -25,7 +25,8 @@ import torchvision
 
 import bamkit.attribution as A
 from bamkit.attribution.base import ExecOptions
-from bamkit.attribution.engine import SampledMethod, forward_context, precision_flags, samples_per_image
+from bamkit.attribution.engine import SampledMethod, samples_per_image
+from bamkit.attribution.forward import forward_context, precision_flags
 
 BAM_SUITE = [
     "vanilla_gradient",

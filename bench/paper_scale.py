@@ -67,7 +67,7 @@ def raw_step(
     model: torch.nn.Module, size: int, batch: int, opts, device: str, seconds: float = 10.0
 ) -> float:
     """Gradient evaluations/s of the bare forward + backward to the input, with the engine's settings."""
-    from bamkit.attribution.engine import forward_context
+    from bamkit.attribution.forward import forward_context
 
     x = torch.randn(batch, 3, size, size, device=device)
     t = torch.zeros(batch, dtype=torch.long, device=device)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             scenarios=replace(sc, mcs=replace(sc.mcs, max_images=n_images, random_baseline=False)),
         )
         models = _models(arch, size, args.device)
-        settings = e.resolved(args.device)
+        settings = e.decided_for(args.device)
         opts = ExecOptions(**settings, batch_size=e.sample_batch_size)
 
         per_pair = evals_per_pair(suite)

@@ -529,9 +529,9 @@ def test_methods_command_lists_every_method(capsys):
 @pytest.mark.slow
 def test_compiled_path_matches_eager():
     """torch.compile of forward + input gradient: same maps, one cached compiled model, padded last batch."""
-    from bamkit.attribution import engine
+    from bamkit.attribution import forward
 
-    engine.clear_compile_cache()
+    forward.clear_compile_cache()
     model = SmallCNN(width=4)
     x = images(3, size=12)
     t = torch.tensor([0, 1, 2])
@@ -542,8 +542,8 @@ def test_compiled_path_matches_eager():
         eager = A.attribute(model, x, t, name, seeds=seeds, **params)
         comp = A.attribute(model, x, t, name, seeds=seeds, opts=opts, **params)
         torch.testing.assert_close(comp, eager, rtol=1e-4, atol=1e-6)
-    assert len(engine._COMPILED) == 1
-    engine.clear_compile_cache()
+    assert len(forward._COMPILED) == 1
+    forward.clear_compile_cache()
 
 
 def test_entry_point_plugin_is_registered(tmp_path, monkeypatch, linear, xt):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bamkit.attribution as A
-from bamkit.attribution import engine
+from bamkit.attribution import forward
 from bamkit.attribution.base import ExecOptions
 from bamkit.evaluate.suite import Execution
 from bamkit.testing.models import images, tiny_resnet
@@ -22,11 +22,11 @@ def counting_backend(monkeypatch):
         graphs.append(gm)
         return gm.forward
 
-    monkeypatch.setattr(engine, "COMPILE_BACKEND", backend)
-    engine.clear_compile_cache()
+    monkeypatch.setattr(forward, "COMPILE_BACKEND", backend)
+    forward.clear_compile_cache()
     torch._dynamo.reset()
     yield graphs
-    engine.clear_compile_cache()
+    forward.clear_compile_cache()
     torch._dynamo.reset()
 
 

@@ -30,7 +30,8 @@ from torch.overrides import TorchFunctionMode
 from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
 from bamkit.attribution.base import ExecOptions, Kernel, KernelFn, functional, hyper_parameters, register
-from bamkit.attribution.engine import SampledMethod, forward_context
+from bamkit.attribution.engine import SampledMethod
+from bamkit.attribution.forward import forward_context
 from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
 

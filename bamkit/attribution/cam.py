@@ -42,7 +42,8 @@ from bamkit.attribution.base import (
     hyper_parameters,
     register,
 )
-from bamkit.attribution.engine import CompositeMethod, SampledMethod, forward_context
+from bamkit.attribution.engine import CompositeMethod, SampledMethod
+from bamkit.attribution.forward import forward_context
 from bamkit.attribution.smoothing import NOISE, Smoothed
 from bamkit.errors import ConfigError
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bamkit.attribution.base import ExecOptions, Kernel, KernelFn
-from bamkit.attribution.engine import forward_context, pad_batch
+from bamkit.attribution.forward import forward_context, pad_batch
 from bamkit.errors import ConfigError
 
 

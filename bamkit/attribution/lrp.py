@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bamkit.attribution.base import ExecOptions, Method, check_inputs, functional, model_guard, register
-from bamkit.attribution.engine import forward_context
+from bamkit.attribution.forward import forward_context
 from bamkit.errors import ConfigError
 
 COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_plus", "epsilon_alpha2_beta1_flat")
