@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("verify", "verify", "check the models' relative feature importance (BAM Figure 2)"),
     ("delta", "delta", "craft the IIR δ patches into the bamboo_forest_patch set"),
     ("evaluate", "evaluate", "compute attributions and metrics into a results folder"),
+    ("score", "score", "score your own attribution methods beside a finished run's"),
     ("report", "report", "write the HTML/Markdown/CSV report of a results folder"),
     ("run", "run", "the main job: every stage in order (default: the embedded demo)"),
     ("methods", "methods", "list the registered attribution methods with their defaults"),

@@ -22,6 +22,7 @@ from bamkit.attribution import reducers as R
 from bamkit.attribution import samplers as S
 from bamkit.attribution.engine import SampledMethod
 from bamkit.attribution.kernels import InputGradient
+from bamkit.errors import ConfigError
 from bamkit.testing.models import images, tiny_resnet
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -183,11 +184,35 @@ def test_pair_saliency_smoothgrad_magnitude_is_smoothgrad_sq(setup):
 
 def test_captum_attribution_instance_as_method(setup):
     """A captum object passes straight through ``attribute``/``attribute_many`` (adapters.CaptumMethod); a
-    layer method's (N,1,h,w) output is brought to the input resolution."""
+    layer method's (N,1,h,w) output is brought to the input resolution only when the entry says how, and then
+    equals that interpolation of captum's own map."""
     model, x, t = setup
     sal = captum_attr.Saliency(model)
     r = A.attribute_many(model, x, t, {"captum": A.make(sal, abs=False), "vanilla_gradient": None})
     torch.testing.assert_close(r["captum"], r["vanilla_gradient"], **TOL)
     assert A.attribute(model, x, t, sal).min() >= 0  # captum's default abs=True passes through
-    gc = A.attribute(model, x, t, captum_attr.LayerGradCam(model, model.layer4))
-    assert gc.shape == (2, 1, 16, 16)
+    layer_gc = captum_attr.LayerGradCam(model, model.layer4)
+    with pytest.raises(
+        ConfigError, match=r"returned shape \(2, 1, 1, 1\) at another resolution.*upsample: bilinear"
+    ):
+        A.attribute(model, x, t, layer_gc)
+    gc = A.attribute(model, x, t, layer_gc, upsample="nearest")
+    small = layer_gc.attribute(x, target=t)
+    torch.testing.assert_close(gc, small.expand(2, 1, 16, 16).to(gc.dtype), **TOL)
+
+
+def test_captum_class_is_built_around_each_model(setup):
+    """A captum class (as ``--method captum.attr:Saliency`` names it) is built around every model it is given:
+    two models, two different maps, each equal to the instance built by hand; attribute() arguments pass."""
+    model, x, t = setup
+    other = tiny_resnet(classes=5, width=4, seed=7).double()
+    m = A.make("captum.attr:Saliency", abs=False)
+    for net in (model, other):
+        torch.testing.assert_close(
+            A.attribute(net, x, t, m), captum_attr.Saliency(net).attribute(x, target=t, abs=False), **TOL
+        )
+    occ = A.make("captum.attr:Occlusion", sliding_window_shapes=[3, 4, 4], strides=[3, 4, 4])
+    ref = captum_attr.Occlusion(model).attribute(
+        x, target=t, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4)
+    )
+    torch.testing.assert_close(A.attribute(model, x, t, occ), ref.to(torch.float64), **TOL)

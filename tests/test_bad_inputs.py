@@ -336,7 +336,7 @@ CASES = [
         "user method raises",
         [*EVP, "--method", "usermaps:boom"],
         2,
-        ["usermaps:boom", "scenario 'mcs'", "rows", "ZeroDivisionError"],
+        ["method 'boom'", "scenario 'mcs'", "rows", "ZeroDivisionError"],
         _user_module("def boom(model, inputs, target):\n    return 1 / 0\n"),
     ),
     Case(

@@ -208,9 +208,9 @@ def test_user_callable_method_joins_the_leaderboard(data, models, tmp_path, monk
     evaluate(s, tmp_path, loaded_models=models)
     summ = pd.read_csv(tmp_path / "summary.csv")
     # the map ignores the model: g_c equal for f_o and f_s -> MCS 0 exactly
-    assert _value(summ, "mcs", "user_maps_for_test:center_map") == 0.0
+    assert _value(summ, "mcs", "center_map") == 0.0  # labelled with the function's own name
     j = json.loads((tmp_path / "summary.json").read_text())
-    assert "user_maps_for_test:center_map" in j["methods"]
+    assert "center_map" in j["methods"]
 
 
 def test_random_regions_depend_only_on_the_pair_key():
@@ -350,8 +350,8 @@ def test_nonfinite_maps_are_excluded_counted_and_never_ranked(data, models, tmp_
     evaluate(s, tmp_path, loaded_models=models)
     summ = pd.read_csv(tmp_path / "summary.csv")
     per = pd.read_csv(tmp_path / "per_image.csv")
-    sp = summ[summ.method == "user_nan_maps:spoiled"]
-    bad = per[(per.method == "user_nan_maps:spoiled") & per.nonfinite]
+    sp = summ[summ.method == "spoiled"]
+    bad = per[(per.method == "spoiled") & per.nonfinite]
     assert len(bad) > 0 and bad["g_c"].isna().all()
     for _, r in sp.iterrows():
         assert np.isnan(r["rank"]), r["metric"]
@@ -360,14 +360,12 @@ def test_nonfinite_maps_are_excluded_counted_and_never_ranked(data, models, tmp_
     vg = summ[(summ.method == "VG") & summ.higher_is_better.notna()]
     assert vg["rank"].notna().all() and (vg["n_nonfinite"] == 0).all()
     # the remaining images score exactly as the clean map does on them
-    clean = per[(per.method == "user_nan_maps:clean") & (per.scenario == "mcs")].set_index(["model", "image"])
-    good = per[(per.method == "user_nan_maps:spoiled") & (per.scenario == "mcs") & ~per.nonfinite]
+    clean = per[(per.method == "clean") & (per.scenario == "mcs")].set_index(["model", "image"])
+    good = per[(per.method == "spoiled") & (per.scenario == "mcs") & ~per.nonfinite]
     good = good.set_index(["model", "image"])
     assert np.allclose(good["g_c"], clean.loc[good.index, "g_c"])
     j = json.loads((tmp_path / "summary.json").read_text())
-    assert j["counts"]["nonfinite_maps"]["user_nan_maps:spoiled"] == int(
-        per[per.method == "user_nan_maps:spoiled"].nonfinite.sum()
-    )
+    assert j["counts"]["nonfinite_maps"]["spoiled"] == int(per[per.method == "spoiled"].nonfinite.sum())
 
 
 def test_a_user_method_that_raises_is_named_with_its_scenario_and_rows(data, models, tmp_path, monkeypatch):
@@ -376,7 +374,7 @@ def test_a_user_method_that_raises_is_named_with_its_scenario_and_rows(data, mod
 
     _user_module(monkeypatch, "user_boom", boom=boom)
     s = _suite(data, methods=[{"name": "vanilla_gradient", "label": "VG"}, "user_boom:boom"], metrics=["mcs"])
-    with pytest.raises(DataError, match=r"method 'user_boom:boom' failed in scenario 'mcs' \(model f_o, set "
+    with pytest.raises(DataError, match=r"method 'boom' failed in scenario 'mcs' \(model f_o, set "
                        r"obj_scene, rows \d+-\d+\): ValueError: kaput"):  # fmt: skip
         evaluate(s, tmp_path, loaded_models=models)
 

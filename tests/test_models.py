@@ -201,7 +201,9 @@ def test_a_network_of_ones_own_by_module_path(tmp_path, monkeypatch):
     net = build_network("my_nets:TINY", 7)
     assert net(torch.zeros(2, 3, 16, 16)).shape == (2, 7)
     assert preprocess_for("my_nets:TINY", 16).std == (0.25,) * 3
-    with pytest.raises(ConfigError, match="cannot import it"):
+    with pytest.raises(
+        ConfigError, match="model.arch 'no_such_module_xyz:NET': cannot import 'no_such_module_xyz'"
+    ):
         build_network("no_such_module_xyz:NET", 7)
     with pytest.raises(ConfigError, match="model.arch: unknown network architecture 'resnet5'"):
         ModelConfig(arch="resnet5")

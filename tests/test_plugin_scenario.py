@@ -32,8 +32,8 @@ def registries():
     for reg, items in saved.items():
         reg._items.clear()
         reg._items.update(items)
-    for name in set(sys.modules) - modules:
-        if name.startswith("bamkit_plugin_"):
+    for name in set(sys.modules) - modules:  # the plug-in's module: registered again when imported again
+        if name.startswith("bamkit_user_"):
             del sys.modules[name]
 
 

@@ -84,6 +84,24 @@ class TCAVResult:
     random_score: float = float("nan")
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def random_repeat_scores(self) -> tuple[float, ...]:
+        """Per random repeat, the mean over kept layers of the null score (their mean is ``random_score``): the
+        spread behind the random baseline's interval."""
+        kept = self.kept_layers
+        n = len(self.repeat_scores)
+        return tuple(
+            float(np.mean([self.random_scores[k][i] for k in kept])) if kept else math.nan for i in range(n)
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TCAVResult:
+        """The inverse of :meth:`to_dict` (a cached result)."""
+        names = set(cls.__dataclass_fields__) - {"meta"}
+        tuples = ("layers", "kept_layers", "repeat_scores")
+        kw = {k: tuple(v) if k in tuples else v for k, v in d.items() if k in names}
+        return cls(**kw, meta={k: v for k, v in d.items() if k not in names})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN stays a float NaN)."""
         return {

@@ -41,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="compute every map again instead of reusing the cache"
     )
     p.add_argument(
+        "--recompute",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="compute this method's maps again, ignoring its cached ones (repeatable)",
+    )
+    p.add_argument(
         "--allow-missing",
         action="store_true",
         help="skip the metrics whose models or sets are absent (default: an error naming what is missing)",
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing=True if args.allow_missing else None,
         overrides=tuple(args.overrides),
         force=args.force,
+        recompute=tuple(args.recompute),
     )
     summary = out / "summary.csv"
     if summary.is_file():

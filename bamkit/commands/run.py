@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_set(p, "the run config", "delta.steps=100")
     p.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="[LABEL=]module:callable",
+        help="an extra attribution method the evaluate stage scores beside the suite's (repeatable)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         choices=STAGES,
@@ -46,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     rc, config_file = load_run_config(args.config, args.overrides)
     rc = with_overrides(rc, workers=args.workers, seed=args.seed)
     t0 = time.perf_counter()
-    res = run_pipeline(rc, config_file, args.out, only=tuple(args.only), force=args.force)
+    res = run_pipeline(
+        rc, config_file, args.out, only=tuple(args.only), force=args.force, methods=tuple(args.method)
+    )
     print()
     print(res.table())
     print(f"wall time {time.perf_counter() - t0:.1f} s; report: {res.report}")

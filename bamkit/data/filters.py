@@ -19,7 +19,6 @@ and "too few scenes" is reported with the counts after filtering.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from bamkit.data.recipe import SceneFilterSpec
 from bamkit.errors import ConfigError, DataError
+from bamkit.imports import import_object
 from bamkit.provenance import file_hash
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,7 @@ class DetectorFilter(SceneFilter):
         self, spec: str, objects: Sequence[str], threshold: float, fn: Callable | None = None
     ) -> None:
         if fn is None:
-            module, _, attr = spec.partition(":")
-            try:
-                fn = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as e:
-                raise ConfigError(
-                    f"scene_filter.detector: cannot import {spec!r} ({e}); expected 'module:callable'"
-                ) from None
+            fn = import_object(spec, "scene_filter.detector")
         self.fn = fn
         self.spec, self.objects, self.threshold = spec, list(objects), float(threshold)
         self.removed: dict[str, list[dict]] = {}

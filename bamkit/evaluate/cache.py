@@ -16,12 +16,14 @@ The group attribute ``n_done`` counts complete rows: a chunk is written, the fil
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -91,17 +93,28 @@ class AttributionCache:
         writer: this process's file stem; only this file is ever written by this object.
         concurrent: stems of files that other processes may be writing right now; they are not read
             (an HDF5 file being written cannot be read safely).
+        read_only: other cache folders read but never written (a finished run's, when ``bamkit score`` adds
+            methods to it); this folder's rows win over theirs.
     """
 
-    def __init__(self, folder: str | Path, writer: str = "main", concurrent: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        writer: str = "main",
+        concurrent: tuple[str, ...] = (),
+        read_only: tuple[str | Path, ...] = (),
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.writer = writer
         self.path = self.folder / f"{writer}.h5"
+        self.read_only = tuple(Path(p) for p in read_only if Path(p).is_dir() and Path(p) != self.folder)
         self._h5 = self._open_writer()
         self._readers: dict[Path, h5py.File] = {}
-        for p in sorted(self.folder.glob("*.h5")):
-            if p == self.path or p.stem in concurrent:
+        self._fresh: set[str] = set()
+        others = [p for d in self.read_only for p in sorted(d.glob("*.h5"))]
+        for p in [*others, *sorted(self.folder.glob("*.h5"))]:
+            if p == self.path or (p.parent == self.folder and p.stem in concurrent):
                 continue
             try:
                 self._readers[p] = h5py.File(p, "r")
@@ -119,6 +132,25 @@ class AttributionCache:
             )
             os.replace(self.path, bad)
             return h5py.File(self.path, "a")
+
+    # -- whole-set results (TCAV's scores) ---------------------------------------------------------------
+    def get_json(self, kind: str, key: str) -> Any:
+        """A cached JSON result ``<folder>/<kind>/<key>.json`` (this folder first, then the read-only ones)."""
+        for d in (self.folder, *self.read_only):
+            p = d / kind / f"{key}.json"
+            if p.is_file():
+                try:
+                    return json.loads(p.read_text(encoding="utf-8"))
+                except (OSError, json.JSONDecodeError) as e:  # a torn file is recomputed, not trusted
+                    log.warning("attribution cache: ignoring unreadable %s (%s)", p, e)
+        return None
+
+    def put_json(self, kind: str, key: str, value: Any) -> None:
+        """Store a JSON result in this folder (atomically: a reader never sees half a file)."""
+        from bamkit import atomic
+
+        (self.folder / kind).mkdir(exist_ok=True)
+        atomic.write_text(self.folder / kind / f"{key}.json", json.dumps(value, default=str))
 
     def size(self) -> int:
         """Bytes the cache folder's files hold now (what a resumed run does not write again)."""
@@ -142,11 +174,24 @@ class AttributionCache:
         raise TypeError("AttributionCache holds open HDF5 handles; create one per process")
 
     # -- lookup -------------------------------------------------------------------------------------------
+    def recompute(self, method_key: str) -> None:
+        """Forget every cached map of ``method_key`` (``--recompute``): its groups in this process's file are
+        deleted and the other files are not read for it, so the next maps computed are the ones used."""
+        self._fresh.add(method_key)
+        found: list[str] = []
+        self._h5.visit(lambda name: found.append(name) if name.rsplit("/", 1)[-1] == method_key else None)
+        for name in found:
+            del self._h5[name]
+        self._h5.flush()
+        self._index.clear()
+
     def _group_index(self, name: str) -> dict[int, tuple[h5py.File, int]]:
         idx = self._index.get(name)
         if idx is None:
             idx = {}
-            for f in [*self._readers.values(), self._h5]:  # the writer last: its rows win on duplicates
+            fresh = any(f"/{k}/" in f"/{name}/" for k in self._fresh)
+            files = [self._h5] if fresh else [*self._readers.values(), self._h5]
+            for f in files:  # the writer last: its rows win on duplicates
                 g = f.get(name)
                 if g is None:
                     continue

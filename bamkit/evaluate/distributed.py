@@ -19,15 +19,26 @@ from bamkit.evaluate.suite import Suite
 log = logging.getLogger(__name__)
 
 
-def _rank_main(fabric, suite: Suite, out: Path, shard: tuple[int, int], loaded_models: dict[str, Any] | None):
+def _rank_main(
+    fabric,
+    suite: Suite,
+    out: Path,
+    shard: tuple[int, int],
+    loaded_models: dict[str, Any] | None,
+    recompute=(),
+):
     world = fabric.world_size
     index, count = shard[0] * world + fabric.global_rank, shard[1] * world
     others = tuple(shard_name(i, count) for i in range(count) if i != index)
-    run_shard(suite, out, index, count, loaded_models, device=fabric.device, concurrent=others)
+    run_shard(
+        suite, out, index, count, loaded_models, device=fabric.device, concurrent=others, recompute=recompute
+    )
     fabric.barrier()
 
 
-def launch(suite: Suite, out: Path, shard: tuple[int, int], loaded_models: dict[str, Any] | None) -> bool:
+def launch(
+    suite: Suite, out: Path, shard: tuple[int, int], loaded_models: dict[str, Any] | None, recompute=()
+) -> bool:
     """Run every rank of the suite's Fabric configuration and wait for all of them.
 
     Returns:
@@ -43,6 +54,13 @@ def launch(suite: Suite, out: Path, shard: tuple[int, int], loaded_models: dict[
     fabric = Fabric(accelerator=e.accelerator, devices=e.devices, num_nodes=e.num_nodes, strategy=strategy)
     # a partial, not *args: Fabric moves launch arguments to the device and refuses frozen dataclasses
     fabric.launch(
-        functools.partial(_rank_main, suite=suite, out=out, shard=shard, loaded_models=loaded_models)
+        functools.partial(
+            _rank_main,
+            suite=suite,
+            out=out,
+            shard=shard,
+            loaded_models=loaded_models,
+            recompute=tuple(recompute),
+        )
     )
     return fabric.global_rank == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,43 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
             f"cannot merge {out}: not every shard of {count} finished for this suite; run the "
             "missing '--shard i/n' jobs (with the same suite) first"
         )
+    per_image, metas = read_shards(out, count)
+    return write_results(suite, out, per_image, metas)
+
+
+def read_shards(folder: Path, count: int) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The per-image rows (sorted) and metadata of the ``count`` shards under ``folder/shards``."""
     frames, metas = [], []
     for n in shard_names(count):
-        d = out / "shards" / n
+        d = folder / "shards" / n
         try:
             frames.append(pd.read_csv(d / "per_image.csv"))
         except pd.errors.EmptyDataError:
             pass
         metas.append(json.loads((d / "meta.json").read_text()))
-    per_image = sort_per_image(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    return (sort_per_image(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()), metas
+
+
+def once_results(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the scenarios computed once per evaluation (shard 0's), also from results written before the
+    ``once`` section existed (TCAV's were under ``concept``)."""
+    for m in metas:
+        if m.get("once"):
+            return dict(m["once"])
+        if m.get("concept"):
+            return {"concept": m["concept"]}
+    return {}
+
+
+def write_results(
+    suite: Suite,
+    out: Path,
+    per_image: pd.DataFrame,
+    metas: list[dict[str, Any]],
+    extra_json: dict | None = None,
+) -> Path:
+    """Pairs, summary and every results file of ``per_image`` into ``out`` (``extra_json``: more sections of
+    ``summary.json``, e.g. which methods ``bamkit score`` added)."""
     if per_image.empty:
         raise DataError(
             f"suite {suite.name!r} produced no rows: every scenario was skipped "
@@ -49,7 +78,10 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
         )
     pairs = scenarios.pair_table(per_image, suite)
     verify = verification(suite, out)
-    once = next((m["once"] for m in metas if m.get("once")), {})  # written by shard 0
+    once: dict[str, Any] = {}
+    for m in metas:  # shard 0's, and a scored run's beside the run it extends
+        for k, v in once_results([m]).items():
+            once.setdefault(k, v)
     summary, extra = tables.summarize(
         pairs, suite, verify.acc_drop() if verify else None, per_image=per_image, once=once
     )
@@ -58,12 +90,14 @@ def merge_shards(suite: Suite, out: Path, count: int) -> Path:
     tables.write_table(summary, out / "summary.csv")
     if extra.get("stability"):
         tables.write_table(pd.DataFrame(extra["stability"]["levels"]), out / "stability.csv")
-    atomic.write_text(out / "suite.yaml", cfg.dump_yaml(suite.to_dict()))
+    portable = portable_suite(suite, out)
+    atomic.write_text(out / "suite.yaml", cfg.dump_yaml(portable))
     payload = {
-        "suite": suite.to_dict(),
+        "suite": portable,
         "methods": [m.label for m in suite.methods],
         "summary": summary.to_dict(orient="records"),
         **extra,
+        **(extra_json or {}),
         "skipped": {k: v for m in metas for k, v in m.get("skipped", {}).items()},
         "counts": _counts(per_image, pairs.frame),
         "verification": verify.to_dict() if verify else None,
@@ -99,6 +133,27 @@ def metric_info(suite: Suite, summary) -> dict[str, Any]:
             "params": suite.metric_params(name),
         }
     return out
+
+
+PATH_KEYS = ("data", "models", "patch_data", "verify")
+
+
+def portable_suite(suite: Suite, out: Path) -> dict[str, Any]:
+    """The suite as ``suite.yaml`` records it: its input files relative to the results folder when they lie in
+    the run folder around it (``RUN/results``, ``RUN/scores/<labels>``: copied or moved whole, the run still
+    works), else absolute; a method given as a file by its absolute path."""
+    d = suite.to_dict()
+    here = out.resolve()
+    homes = (here.parent, here.parent.parent)
+    for key in PATH_KEYS:
+        if d.get(key):
+            p = Path(d[key]).resolve()
+            d[key] = os.path.relpath(p, here) if any(p.is_relative_to(h) for h in homes) else str(p)
+    for spec, entry in zip(suite.methods, d["methods"]):
+        mod, _, attr = spec.name.rpartition(":")
+        if mod.endswith(".py") and spec.base is not None and not Path(mod).is_absolute():
+            entry["name"] = f"{(Path(spec.base) / mod).resolve()}:{attr}"
+    return d
 
 
 def _skip_text(metas) -> str:

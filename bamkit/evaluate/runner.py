@@ -150,6 +150,7 @@ class ShardRunner:
         self.index, self.count = index, count
         self.examples_dir = examples_dir
         self.methods = {m.label: (m, methods_mod.build(m)) for m in suite.map_methods()}
+        self.keys = {m.label: m.key for m in suite.map_methods()}  # a code method's key hashes its code: once
         first = next(iter(models.values()), None)
         dev = _device(first.module) if first is not None else torch.device("cpu")
         self.opts = execution.exec_options(suite.execution, dev)
@@ -168,9 +169,11 @@ class ShardRunner:
         logit: torch.Tensor,
     ) -> None:
         missing = {}
-        for label, (spec, obj) in self.methods.items():
+        for label, (_, obj) in self.methods.items():
             have = all(
-                self.cache.present(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, r, rows).all()
+                self.cache.present(
+                    lm.key, self.bam.token(leg.set), self.keys[label] + self.key_suffix, r, rows
+                ).all()
                 for r in leg.modes
             )
             if not have:
@@ -192,7 +195,6 @@ class ShardRunner:
             ) from e
         pred = target.cpu().numpy()
         for label, attr in attrs.items():
-            spec = self.methods[label][0]
             # NaN/Inf anywhere in an image's attributions: the image is flagged, and excluded from every score
             nonfinite = (~torch.isfinite(attr.detach())).flatten(1).any(1).cpu().numpy()
             for mode in leg.modes:
@@ -203,7 +205,7 @@ class ShardRunner:
                 self.cache.write(
                     lm.key,
                     self.bam.token(leg.set),
-                    spec.key + self.key_suffix,
+                    self.keys[label] + self.key_suffix,
                     mode,
                     rows,
                     maps.float().cpu().numpy(),
@@ -254,9 +256,11 @@ class ShardRunner:
                     leg.scenario,
                 )
                 rand = pre.masks(torch.from_numpy(rand).to(dev))
-            for label, (spec, _) in self.methods.items():
+            for label in self.methods:
                 entries = {
-                    m: self.cache.read(lm.key, self.bam.token(leg.set), spec.key + self.key_suffix, m, rows)
+                    m: self.cache.read(
+                        lm.key, self.bam.token(leg.set), self.keys[label] + self.key_suffix, m, rows
+                    )
                     for m in leg.modes
                 }
                 frames.append(self._rows(leg, lm, label, rows, pairs, labels, entries, masks, rand, x))
@@ -308,6 +312,7 @@ class ShardRunner:
             }
         )
         dev = masks.device
+        df["region_px"] = masks.flatten(1).sum(1).cpu().numpy()  # the region's area at the model's resolution
         view = self.bam[leg.set]
         for column, dataset, default in leg.fields:  # per-row columns the scenario reads (IIR: δ passed)
             df[column] = (

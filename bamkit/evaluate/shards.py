@@ -53,8 +53,15 @@ def run_shard(
     loaded_models: dict[str, Any] | None,
     device=None,
     concurrent: tuple[str, ...] = (),
+    read_only: tuple[Path, ...] = (),
+    recompute: tuple[str, ...] = (),
 ) -> Path:
-    """Evaluate shard ``index`` of ``count`` in this process; write ``shards/<name>/per_image.csv``."""
+    """Evaluate shard ``index`` of ``count`` in this process; write ``shards/<name>/per_image.csv``.
+
+    Args:
+        read_only: other attribution caches to read (a finished run's, for ``bamkit score``).
+        recompute: labels of methods whose cached maps are forgotten and computed again (``--recompute``).
+    """
     t0 = time.perf_counter()
     if loaded_models is not None:
         models = {r: LoadedModel(*m) if isinstance(m, tuple) else m for r, m in loaded_models.items()}
@@ -67,8 +74,11 @@ def run_shard(
     name = shard_name(index, count)
     with (
         DataSets(suite.data, (suite.patch_data,)) as bam,
-        AttributionCache(out / "cache", name, concurrent) as cache,
+        AttributionCache(out / "cache", name, concurrent, read_only) as cache,
     ):
+        for m in suite.methods:
+            if m.label in recompute:
+                cache.recompute(m.key)
         runner = ShardRunner(suite, bam, models, cache, index, count, examples_dir=out / "examples")
         df = runner.run()
         skipped, timings, execution = runner.skipped, runner.timings, runner.exec_record
@@ -76,7 +86,7 @@ def run_shard(
         once = {}
         if index == 0:
             for sc in scenarios.wanted(suite):
-                done = sc.run_once(suite, bam, models, runner.opts)
+                done = sc.run_once(suite, bam, models, runner.opts, cache)
                 if done:
                     once[sc.name] = done
     d = out / "shards" / name

@@ -28,6 +28,7 @@ def run_suite(
     allow_missing: bool | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     force: bool = False,
+    recompute: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Evaluate a suite into a results folder; return the folder.
 
@@ -45,6 +46,7 @@ def run_suite(
         allow_missing: skip (instead of failing on) scenarios whose models or sets are absent.
         overrides: ``--set KEY=VALUE`` values for keys of the suite.
         force: compute every map again (the results folder's cache is cleared first).
+        recompute: labels of methods whose maps are computed again (``--recompute LABEL``).
     """
     suite = load_suite(
         suite_path,
@@ -58,7 +60,7 @@ def run_suite(
         overrides=overrides,
     )
     out_dir = Path(out) if out is not None else Path("results") / suite.name
-    return evaluate(suite, out_dir, shard=parse_shard(shard), force=force)
+    return evaluate(suite, out_dir, shard=parse_shard(shard), force=force, recompute=tuple(recompute))
 
 
 def evaluate(
@@ -67,11 +69,18 @@ def evaluate(
     shard: tuple[int, int] = (0, 1),
     loaded_models: dict[str, Any] | None = None,
     force: bool = False,
+    recompute: tuple[str, ...] = (),
 ) -> Path:
     """Evaluate a validated suite (see :func:`run_suite`); ``loaded_models`` (role -> (module, meta)) skips
     loading checkpoints (notebooks, tests); ``force`` computes every map again instead of reading the folder's
-    attribution cache."""
+    attribution cache, ``recompute`` the maps of the methods with those labels."""
     out = Path(out)
+    labels = [m.label for m in suite.methods]
+    unknown = [r for r in recompute if r not in labels]
+    if unknown:
+        raise ConfigError(
+            f"--recompute {unknown[0]}: the suite has no method labelled so; its labels: {', '.join(labels)}"
+        )
     if suite.data is None:
         raise ConfigError(f"suite {suite.name!r} names no dataset file; set 'data:' or pass --data FILE.h5")
     if not Path(suite.data).is_file():
@@ -86,10 +95,10 @@ def evaluate(
     e = suite.execution
     world = e.devices * e.num_nodes
     if world > 1:
-        is_main = launch(suite, out, shard, loaded_models)
+        is_main = launch(suite, out, shard, loaded_models, recompute)
     else:
         with output_lock(out / "shards" / shard_name(*shard), f"shard {shard[0]}/{shard[1]} of the results"):
-            run_shard(suite, out, shard[0], shard[1], loaded_models)
+            run_shard(suite, out, shard[0], shard[1], loaded_models, recompute=recompute)
         is_main = True
     count = shard[1] * max(world, 1)
     if is_main and (shard[1] == 1 or all_shards_done(out, count, suite)):

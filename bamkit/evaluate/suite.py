@@ -9,9 +9,6 @@ are the metric registry's (:mod:`bamkit.metrics.registry`); the scenarios are :m
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +21,7 @@ from bamkit.devices import decide
 from bamkit.errors import ConfigError
 from bamkit.evaluate.methods import MethodSpec, is_concept
 from bamkit.evaluate.scenarios import Scenarios, bound
+from bamkit.imports import import_object, load_file
 from bamkit.metrics.registry import METRICS, scored
 from bamkit.published import K_GRID, k_model
 
@@ -219,21 +217,9 @@ def import_plugins(plugins: Any, where: str, base: Path | None = None) -> tuple[
             raise ConfigError(f"{where}.plugins[{i}]: expected a module name or a .py file, got {p!r}")
         if p.endswith(".py"):
             path = Path(p) if Path(p).is_absolute() or base is None else base / p
-            if not path.is_file():
-                raise ConfigError(f"{where}.plugins[{i}]: {str(path)!r} is not a file")
-            name = f"bamkit_plugin_{path.stem}"
-            if name not in sys.modules:
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
+            load_file(path, f"{where}.plugins[{i}]")
             continue
-        try:
-            importlib.import_module(p)
-        except ImportError as e:
-            raise ConfigError(
-                f"{where}.plugins[{i}]: cannot import {p!r} ({e}); install it or put its folder on PYTHONPATH"
-            ) from None
+        import_object(f"{p}:__name__", f"{where}.plugins[{i}]")
     return tuple(plugins)
 
 
@@ -248,7 +234,7 @@ def parse(data: dict[str, Any], where: str, base: Path | None = None) -> Suite:
     raw_methods = data.pop("methods", [])
     if not isinstance(raw_methods, list):
         raise ConfigError(f"{where}.methods: expected a list of {{name: ..., params}}, got {raw_methods!r}")
-    methods = tuple(MethodSpec.parse(m, f"{where}.methods[{i}]") for i, m in enumerate(raw_methods))
+    methods = tuple(MethodSpec.parse(m, f"{where}.methods[{i}]", base) for i, m in enumerate(raw_methods))
     over: dict[str, Any] = {"methods": methods, "plugins": plugins}
     if "metrics" in data:
         raw = data.pop("metrics")

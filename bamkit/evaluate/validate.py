@@ -101,17 +101,35 @@ def load_suite(
                      "seed": seed, "allow_missing": allow_missing}.items()
         if v is not None
     }  # fmt: skip
-    extra = [MethodSpec.parse(m, f"--method {m}") for m in methods]
+    extra = []
+    for m in methods:  # checked here, so that an error names the flag rather than the suite file
+        spec = MethodSpec.parse(m, f"--method {m}")
+        _validate_method(spec, f"--method {m}")
+        extra.append(spec)
 
     def build(raw: dict[str, Any], where: str) -> Suite:
         suite = parse(raw, where, base=Path(path).parent)
-        have = {m.label for m in suite.methods}
-        suite = replace(
-            suite, **flags, methods=suite.methods + tuple(m for m in extra if m.label not in have)
+        return validate(
+            replace(suite, **flags, methods=with_methods(suite.methods, extra)).smoke_applied(), where
         )
-        return validate(suite.smoke_applied(), where)
 
     return cfg.overridden(cfg.load_yaml(path), overrides, build, str(path))
+
+
+def with_methods(have: tuple[MethodSpec, ...], extra: list[MethodSpec]) -> tuple[MethodSpec, ...]:
+    """The suite's methods and the extra ones (``--method``): an extra one already listed under its label (same
+    method and parameters) is not added twice; a label taken by another method is an error naming the flag."""
+    out = list(have)
+    for spec in extra:
+        same = next((m for m in out if m.label == spec.label), None)
+        if same is None:
+            out.append(spec)
+        elif (same.name, same.params) != (spec.name, spec.params):
+            raise ConfigError(
+                f"--method {spec.label}={spec.name}: the label {spec.label!r} is taken by {same.name!r}; give yours "
+                f"another one: --method MYLABEL={spec.name}"
+            )
+    return tuple(out)
 
 
 def suite_from_dict(data: dict[str, Any], where: str = "suite") -> Suite:

@@ -46,15 +46,9 @@ def network(arch: str) -> Network:
     """The network ``arch`` names: a registered name, or ``"package.module:ATTR"`` naming a :class:`Network`
     (imported, and registered under ``arch`` so checkpoints that record it load the same way)."""
     if ":" in arch and arch not in NETWORKS:
-        import importlib
+        from bamkit.imports import import_object
 
-        mod, _, attr = arch.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(
-                f"model.arch {arch!r}: cannot import it ({e}); expected 'package.module:NETWORK' on the Python path"
-            ) from None
+        obj = import_object(arch, f"model.arch {arch!r}")
         if not isinstance(obj, Network):
             raise ConfigError(f"model.arch {arch!r} is a {type(obj).__name__}, not a bamkit.nets.Network")
         NETWORKS.add(arch, obj)

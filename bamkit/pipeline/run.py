@@ -27,6 +27,15 @@ log = logging.getLogger("bamkit.run")
 STAGES = ("sources", "build", "train", "verify", "delta", "evaluate", "report")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to a run config: ``force`` (every stage again), ``methods`` (scored beside
+    the suite's)."""
+
+    force: bool = False
+    methods: tuple[str, ...] = ()
+
+
 @dataclass
 class StageResult:
     stage: str
@@ -118,11 +127,12 @@ def _delta_options(rc: RunConfig):
     return DeltaOptions.from_kwargs(**{**rc.delta, **_seed(rc)})
 
 
-def _suite(rc: RunConfig, lay: Layout, paths: RunPaths):
+def _suite(rc: RunConfig, lay: Layout, paths: RunPaths, methods: tuple[str, ...] = ()):
     from bamkit.evaluate import load_suite
 
     return load_suite(
         paths.suite,
+        methods=methods,
         data=lay.data,
         models=lay.models,
         patch_data=lay.delta,
@@ -132,7 +142,7 @@ def _suite(rc: RunConfig, lay: Layout, paths: RunPaths):
     )
 
 
-def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     if not rc.sources.synthetic:
         return [], {"real": _source_paths(rc, lay, paths)}
     from bamkit.sources.synth import write_sources
@@ -141,14 +151,14 @@ def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> 
     return [lay.rel(lay.sources)], {"summary": summary}
 
 
-def _stage_build(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_build(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.data.build import build_dataset
 
-    build_dataset(_recipe(rc, lay, paths), lay.data, workers=rc.workers, force=force)
+    build_dataset(_recipe(rc, lay, paths), lay.data, workers=rc.workers, force=opt.force)
     return [lay.rel(lay.data)], {}
 
 
-def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.train.runner import train_config
 
     ckpts = train_config(
@@ -157,12 +167,12 @@ def _stage_train(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tu
         out=lay.models,
         smoke=rc.smoke,
         overrides=_train_overrides(rc),
-        force=force,
+        force=opt.force,
     )
     return [lay.rel(Path(c)) for c in ckpts], {"checkpoints": [Path(c).name for c in ckpts]}
 
 
-def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.verify import verify_models
 
     res = verify_models(lay.data, lay.models, max_pairs=rc.verify_max_pairs, seed=rc.seed or 0)
@@ -177,31 +187,31 @@ def _stage_verify(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> t
     return [lay.rel(lay.verify / "verify.json")], {"passed": bool(res.passed)}
 
 
-def _stage_delta(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_delta(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.delta.craft import craft_file
 
     options = {**rc.delta, **_seed(rc)}
     summary = craft_file(
-        lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, force=force, **options
+        lay.data, lay.models / f"{rc.delta_model}.ckpt", out=lay.delta, force=opt.force, **options
     )
     return [lay.rel(lay.delta)], {"summary": summary}
 
 
-def _stage_evaluate(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_evaluate(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.evaluate import evaluate
 
-    results = evaluate(_suite(rc, lay, paths), lay.results, force=force)
+    results = evaluate(_suite(rc, lay, paths, opt.methods), lay.results, force=opt.force)
     return [lay.rel(Path(results))], {}
 
 
-def _stage_report(rc: RunConfig, lay: Layout, paths: RunPaths, force: bool) -> tuple[list[str], dict]:
+def _stage_report(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> tuple[list[str], dict]:
     from bamkit.report import write_report
 
     page = write_report(lay.results, out=lay.report)
     return [lay.rel(Path(page))], {}
 
 
-_RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths, bool], tuple[list[str], dict]]] = {
+_RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths, RunOptions], tuple[list[str], dict]]] = {
     "sources": _stage_sources,
     "build": _stage_build,
     "train": _stage_train,
@@ -212,7 +222,7 @@ _RUNNERS: dict[str, Callable[[RunConfig, Layout, RunPaths, bool], tuple[list[str
 }
 
 
-def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths) -> Any:
+def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions) -> Any:
     """What a stage's result depends on besides its upstream stages: the resolved configuration the stage
     actually reads (bases merged, per-model files, overrides and the run seed applied; never the worker count),
     so any edit of a config file re-runs exactly the stages it affects."""
@@ -236,7 +246,7 @@ def _stage_config(stage: str, rc: RunConfig, lay: Layout, paths: RunPaths) -> An
     if stage == "delta":
         return {"model": rc.delta_model, "options": _delta_options(rc).to_dict(), "version": __version__}
     if stage == "evaluate":
-        return {"suite": _suite(rc, lay, paths).to_dict(), "version": __version__}
+        return {"suite": _suite(rc, lay, paths, opt.methods).to_dict(), "version": __version__}
     return {"version": __version__}
 
 
@@ -252,34 +262,42 @@ _UPSTREAM = {
 
 
 def run_pipeline(
-    rc: RunConfig, config_file: Path, out: str | Path, only: tuple[str, ...] = (), force: bool = False
+    rc: RunConfig,
+    config_file: Path,
+    out: str | Path,
+    only: tuple[str, ...] = (),
+    force: bool = False,
+    methods: tuple[str, ...] = (),
 ) -> PipelineResult:
     """Run the stages of ``rc`` (read from ``config_file``, whose folder its relative paths start from) into
     ``out``; ``only`` restricts to the named stages (their inputs must exist); ``force`` runs every stage again
-    (each recomputing its outputs) even where they are current."""
+    (each recomputing its outputs) even where they are current; ``methods`` are scored beside the suite's
+    (``--method``)."""
     paths = resolve_paths(rc, Path(config_file))
     lay = Layout(Path(out).resolve())
     lay.out.mkdir(parents=True, exist_ok=True)
     with output_lock(lay.out, "run folder", folder=True):
-        return _run(rc, paths, lay, only, force)
+        return _run(rc, paths, lay, only, RunOptions(force, tuple(methods)))
 
 
-def _run(rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...], force: bool) -> PipelineResult:
+def _run(
+    rc: RunConfig, paths: RunPaths, lay: Layout, only: tuple[str, ...], opt: RunOptions
+) -> PipelineResult:
     """:func:`run_pipeline` under the run folder's lock."""
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     for stage in STAGES:
         key = stamps.stage_key(
-            stage, _stage_config(stage, rc, lay, paths), {u: keys[u] for u in _UPSTREAM[stage]}
+            stage, _stage_config(stage, rc, lay, paths, opt), {u: keys[u] for u in _UPSTREAM[stage]}
         )
         keys[stage] = key
-        if (only and stage not in only) or (not force and stamps.is_current(lay.out, stage, key)):
+        if (only and stage not in only) or (not opt.force and stamps.is_current(lay.out, stage, key)):
             results.append(StageResult(stage, "skipped", 0.0))
             print(f"[bamkit run] {stage}: current, skipped", flush=True)
             continue
         print(f"[bamkit run] {stage}: running", flush=True)
         t0 = time.perf_counter()
-        outputs, info = _RUNNERS[stage](rc, lay, paths, force)
+        outputs, info = _RUNNERS[stage](rc, lay, paths, opt)
         dt = time.perf_counter() - t0
         stamps.write(lay.out, stage, key, outputs, dt, info)
         results.append(StageResult(stage, "ran", dt, info))

@@ -10,6 +10,7 @@ from bamkit.report.html import Doc
 from bamkit.report.info import is_baseline
 from bamkit.report.inputs import load_summary
 from bamkit.report.parts import ReportContext, scenario_sections
+from bamkit.report.placement import placement_section
 from bamkit.report.sections import (
     agreement_section,
     findings_section,
@@ -41,7 +42,9 @@ def build_document(results: str | Path) -> Doc:
     if s.get("skipped"):
         doc.p("Skipped scenarios: " + "; ".join(f"{k}: {v}" for k, v in s["skipped"].items()))
 
-    findings_section(doc, s)
+    # a scoring run leads with the new methods' placement; the paper's findings stay, below it, without banners
+    placement_section(doc, s)
+    findings_section(doc, s, banners=not s.get("scored"))
     doc.h(1, "Leaderboard")
     for metric in metrics:
         if is_baseline(s, metric) or metric in stab.SECTION_ONLY:  # baselines; stability's own section

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bamkit.metrics.registry import METRICS
+from bamkit.report.html import fmt
 
 
 def metric_info(s: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -37,3 +38,17 @@ def is_baseline(s: dict[str, Any], metric: str) -> bool:
 
 def rows_of(summary: list[dict], metric: str) -> list[dict]:
     return [r for r in summary if r["metric"] == metric]
+
+
+def chance_note(s: dict[str, Any], metric: str) -> str:
+    """What chance scores on IIR and App. C (summary.json ``iir_chance``): they count how much a map moves, not
+    where it points, so an input-independent map is perfect there."""
+    c = s.get("iir_chance") or {}
+    if metric not in ("iir", "attribution_change") or not c:
+        return ""
+    const, rnd = c["constant"][metric], c["independent_random"][metric]
+    return (
+        f"Reading it: this metric counts only how much a map moves between x and x + δ, so a map that ignores its "
+        f"input scores {fmt(const)} (the best value); a random map drawn afresh for x and for x + δ scores about "
+        f"{fmt(rnd)} on these {c['pairs']} pairs (their regions' sizes). "
+    )

@@ -22,7 +22,7 @@ from bamkit import published as pub
 from bamkit.report import plots
 from bamkit.report import stability as stab
 from bamkit.report.html import Doc
-from bamkit.report.info import metric_info, rows_of, title
+from bamkit.report.info import chance_note, metric_info, rows_of, title
 
 
 @dataclass
@@ -53,7 +53,7 @@ def bars(doc: Doc, ctx: ReportContext, scenario: dict[str, Any]) -> None:
                                 baseline_line=chance)  # fmt: skip
         caption = title(ctx.s, metric) + (" with the random-region baseline" if base else "")
         caption += f"; the dashed line is chance ({chance:g})" if chance is not None else ""
-        doc.fig(metric, png, f"{caption}. {findings_caption(metric)}".strip())
+        doc.fig(metric, png, f"{caption}. {chance_note(ctx.s, metric)}{findings_caption(metric)}".strip())
 
 
 def rmcs(doc: Doc, ctx: ReportContext, scenario: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from bamkit import published as pub
 from bamkit.report import plots
 from bamkit.report.html import Doc, fmt
-from bamkit.report.info import rows_of, title
+from bamkit.report.info import chance_note, rows_of, title
 from bamkit.verify.render import k_series_png
 
 
@@ -59,7 +59,7 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
     srcs = {pub.lookup(metric, *methods.get(r["method"], (r["method"], {}))) for r in rows} - {None}
     note = f"published: {'; '.join(sorted({x.source for x in srcs}))}" if srcs else "no published value"
     doc.table(
-        f"{title(s, metric)} ({metric}) — {note}",
+        f"{title(s, metric)} ({metric}) — {note}. {chance_note(s, metric)}".strip(),
         [
             "method",
             "value",
@@ -76,9 +76,9 @@ def leaderboard(doc: Doc, s: dict, metric: str, methods: dict[str, tuple[str, di
     )
 
 
-def findings_section(doc: Doc, s: dict[str, Any]) -> None:
-    """The paper's qualitative findings with this run's numbers (summary.json ``findings``); a banner for each
-    one that does not reproduce."""
+def findings_section(doc: Doc, s: dict[str, Any], banners: bool = True) -> None:
+    """The paper's qualitative findings with this run's numbers (summary.json ``findings``); with ``banners``, a
+    banner at the top of the page for each one that does not reproduce."""
     fs = s.get("findings") or []
     if not fs:
         return
@@ -90,7 +90,7 @@ def findings_section(doc: Doc, s: dict[str, Any]) -> None:
     n_ok = sum(f.get("reproduced") is True for f in fs)
     doc.table(f"{n_ok} of {len(fs)} reproduce (BAM §5; rankings among its 8 saliency methods)",
               ["#", "finding", "this run", "status"], body)  # fmt: skip
-    for f in fs:
+    for f in fs if banners else ():
         if f.get("reproduced") is False:
             doc.banner(f"Finding {f['id']} does not reproduce: {f['text']}")
 

@@ -20,7 +20,7 @@ from bamkit.metrics.stats import spearman
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The margins of BAM's premises (defaults: issue 11 / the paper's Figure 2 values, docs/reproduction.md#published-numbers).
+    """The margins of BAM's premises (defaults: the paper's Figure 2 values with margins, docs/reproduction.md#published-numbers).
 
     Attributes:
         min_full_acc: f_o and f_s accuracy on ``obj_scene`` (the task is learnt at all).

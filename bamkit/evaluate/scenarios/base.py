@@ -142,9 +142,12 @@ class Scenario:
         """The per-image rows of one leg (default: maps, ``g_c`` and image metrics)."""
         return runner.run_map_leg(leg)
 
-    def run_once(self, suite: Suite, bam: Any, models: Mapping[str, Any], opts: Any) -> dict[str, Any]:
-        """Work done once per evaluation (in shard 0) rather than per row; its result reaches
-        :meth:`summary` as ``ctx.once[name]``."""
+    def run_once(
+        self, suite: Suite, bam: Any, models: Mapping[str, Any], opts: Any, cache: Any = None
+    ) -> dict[str, Any]:
+        """Work done once per evaluation (in shard 0) rather than per row; its result reaches :meth:`summary` as
+        ``ctx.once[name]``. ``cache`` (an :class:`~bamkit.evaluate.cache.AttributionCache`) keeps results that
+        later evaluations can reuse (``get_json`` / ``put_json``)."""
         return {}
 
     # -- tables ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ evaluation (in shard 0); the rows join the leaderboard, the series relative MCS'
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +91,10 @@ class ConceptScenario(Scenario):
         mcs, rmcs = suite.scenarios["mcs"], suite.scenarios["rmcs"]
         return (*mcs.models, *rmcs.models, rmcs.reference)
 
-    def run_once(self, suite: Suite, bam: Any, models: Mapping[str, Any], opts: Any) -> dict[str, Any]:
-        return run_concept(suite, bam, models, opts)
+    def run_once(
+        self, suite: Suite, bam: Any, models: Mapping[str, Any], opts: Any, cache: Any = None
+    ) -> dict[str, Any]:
+        return run_concept(suite, bam, models, opts, cache)
 
     def summary(self, ctx: SummaryContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         done = ctx.once.get(self.name) or {}
@@ -132,10 +134,24 @@ def concept_sets(suite: Suite, bam) -> dict[str, Any]:
     return {"target": target, "concept": concept, "randoms": randoms}
 
 
-def _tcav(obj, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts):
+def _tcav(obj, spec, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts, cache):
+    """TCAV of one model, from the cache when this model, method, target class and image sets were scored before
+    (by this evaluation folder or the run ``bamkit score`` reads), else computed and cached."""
+    from bamkit.attribution.tcav import TCAVResult
+    from bamkit.evaluate.cache import model_token
+    from bamkit.provenance import json_hash
+
     c = suite.scenarios["concept"]
+    rows = {
+        k: [list(map(int, r)) for r in v] if k == "randoms" else list(map(int, v)) for k, v in sets.items()
+    }
+    tokens = [bam.token(s) for s in (c.target_set, c.concept_set, c.random_set)]
+    key = json_hash([model_token(str(lm.meta.checkpoint_hash)), spec.key, target_class, rows, tokens])[:24]
+    hit = cache.get_json("concept", key) if cache is not None else None
+    if hit is not None:
+        return TCAVResult.from_dict(hit)
     randoms = [_images(bam[c.random_set], r, lm) for r in sets["randoms"]]
-    return obj.score(
+    res = obj.score(
         lm.module,
         _images(bam[c.target_set], sets["target"], lm),
         target_class,
@@ -144,12 +160,17 @@ def _tcav(obj, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int
         random_counterpart=randoms[-1],
         opts=opts,
     )
+    if cache is not None:
+        cache.put_json("concept", key, res.to_dict())
+    return res
 
 
-def _row(metric: str, method: str, a, b, n: int) -> dict[str, Any]:
-    """``a − b`` of two TCAV results: value, spread over the random repeats (t interval), n target images."""
-    diffs = np.asarray(a.repeat_scores, float) - np.asarray(b.repeat_scores, float)
-    value = a.concept_score - b.concept_score
+def _row(
+    metric: str, method: str, value: float, a: Sequence[float], b: Sequence[float], n: int
+) -> dict[str, Any]:
+    """A TCAV difference ``value`` with the spread of its per-repeat differences ``a − b`` (t interval over the
+    random repeats), n target images."""
+    diffs = np.asarray(a, float) - np.asarray(b, float)
     ok = diffs[np.isfinite(diffs)]
     if len(ok) >= 2:
         from scipy import stats
@@ -162,7 +183,7 @@ def _row(metric: str, method: str, a, b, n: int) -> dict[str, Any]:
             if len(ok) else math.nan, "trial_std": std, "ci_low": lo, "ci_high": hi}  # fmt: skip
 
 
-def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str, Any]:
+def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts, cache=None) -> dict[str, Any]:
     """TCAV's rows for the leaderboard (``mcs``, ``mcs_random``) and its relative-MCS series per k."""
     specs = suite.concept_methods()
     if not specs:
@@ -178,17 +199,19 @@ def run_concept(suite: Suite, bam, models: Mapping[str, Any], opts) -> dict[str,
         obj = build(spec)
         n = len(sets["target"])
 
-        def score(role: str, cls: int, obj=obj):
-            return _tcav(obj, models[role], bam, suite, sets, cls, opts)
+        def score(role: str, cls: int, obj=obj, spec=spec):
+            return _tcav(obj, spec, models[role], bam, suite, sets, cls, opts, cache)
 
         res = {}
         if "mcs" in suite.metric_names and all(r in models for r in mcs.models):
             res["f_o"] = score(mcs.models[0], objects.index(COMMON_FEATURE))
             res["f_s"] = score(mcs.models[1], tscene)
-            out["rows"].append(_row("mcs", spec.label, res["f_o"], res["f_s"], n))
-            null = _row("mcs_random", spec.label, res["f_o"], res["f_s"], n)
-            null["value"] = res["f_o"].random_score - res["f_s"].random_score
-            out["rows"].append(null)
+            fo, fs = res["f_o"], res["f_s"]
+            out["rows"].append(_row("mcs", spec.label, fo.concept_score - fs.concept_score, fo.repeat_scores,
+                                    fs.repeat_scores, n))  # fmt: skip
+            # the random baseline's interval is the spread of its own (null) repeats
+            out["rows"].append(_row("mcs_random", spec.label, fo.random_score - fs.random_score,
+                                    fo.random_repeat_scores, fs.random_repeat_scores, n))  # fmt: skip
         if "rmcs" in suite.metric_names and rmcs.reference in models:
             ref = score(rmcs.reference, tscene)
             series = {}

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -19,6 +20,7 @@ from bamkit.evaluate.pairs import PairTable, join, legs_of, pair_metric
 from bamkit.evaluate.scenarios.base import Scenario, ScenarioSettings, SummaryContext, register_scenario
 from bamkit.metrics.bam import rmcs_correlation
 from bamkit.metrics.registry import METRICS
+from bamkit.provenance import derive_seed
 from bamkit.published import K_GRID, REFERENCE_K, accuracy_drop, k_label, k_model, k_of_model
 
 if TYPE_CHECKING:
@@ -94,22 +96,70 @@ class RMCSScenario(Scenario):
 
     def summary(self, ctx: SummaryContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         concept = (ctx.once.get("concept") or {}).get("series", {})
-        rows, info = rmcs_rows(ctx.per_image, self.settings, ctx.acc_drop, concept)
+        rows, info = rmcs_rows(ctx.per_image, self.settings, ctx.acc_drop, concept, ctx.suite.samples,
+                               ctx.suite.seed)  # fmt: skip
         return rows, {"rmcs": info}
 
 
-def _rho_rows(method: str, res, full_drop: dict[float, float], series: dict) -> list[dict[str, Any]]:
-    """The ``rmcs_rho9`` / ``rmcs_rho`` rows of one method's :class:`~bamkit.metrics.bam.RmcsResult`."""
+def _rho_rows(method: str, res, full_drop: dict[float, float], series: dict, ci=None) -> list[dict[str, Any]]:
+    """The ``rmcs_rho9`` / ``rmcs_rho`` rows of one method's :class:`~bamkit.metrics.bam.RmcsResult`, with the
+    bootstrap intervals ``ci`` ({"rmcs_rho9": (lo, hi), "rmcs_rho": (lo, hi)}) when the images are known."""
     series[method] = {k_label(k): s for k, s in zip(res.ks, res.series)}
     x9 = [full_drop[k] for k in res.ks]
     n9 = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x9, res.series))
     n10 = n9 + int(math.isfinite(full_drop[REFERENCE_K]))
     nan = math.nan
+    ci = ci or {}
     return [
         {"metric": name, "method": method, "value": float(rho), "n": n, "p_value": float(p), "trial_mean": nan,
-         "trial_std": nan, "ci_low": nan, "ci_high": nan}
+         "trial_std": nan, "ci_low": ci.get(name, (nan, nan))[0], "ci_high": ci.get(name, (nan, nan))[1]}
         for name, rho, p, n in (("rmcs_rho9", res.rho9, res.p9, n9), ("rmcs_rho", res.rho10, res.p10, n10))
     ]  # fmt: skip
+
+
+def rho_intervals(
+    d: dict[float, np.ndarray], ok: dict[float, np.ndarray], drop: dict[float, float], n_boot: int, alpha: float,
+    seed: int,
+) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Percentile bootstrap intervals of ρ (9 and 10 points) over the images the series is computed on: each
+    resample draws images with replacement, recomputes every k's MCS on them (the same images for every k and,
+    through the seed, for every method) and correlates the series with the drop.
+
+    Args:
+        d: k -> (N,) per-image MCS ``g_c(f_k) − g_c(f_ref)``; ok: k -> (N,) bool, the image is scored at k.
+        drop: k -> accuracy drop (points), the reference k included.
+    """
+    ks = sorted(d)
+    n = len(next(iter(d.values()))) if d else 0
+    if n < 2 or len(ks) < 3:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(n_boot, n))
+    w = np.stack([np.bincount(row, minlength=n) for row in draws]).astype(float)  # (B, N) resample counts
+    vals = np.stack([np.where(ok[k], d[k], 0.0) for k in ks], 1)  # (N, K)
+    inc = np.stack([ok[k] for k in ks], 1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        series = (w @ vals) / (w @ inc)  # (B, K): each k's MCS on the resampled images
+    out = {}
+    x9 = np.array([drop.get(k, math.nan) for k in ks])
+    for name, xs, ys in (
+        ("rmcs_rho9", x9, series),
+        (
+            "rmcs_rho",
+            np.append(x9, drop.get(REFERENCE_K, math.nan)),
+            np.hstack([series, np.zeros((n_boot, 1))]),
+        ),
+    ):
+        keep = np.isfinite(xs)
+        x = xs[keep] - xs[keep].mean()
+        y = ys[:, keep] - ys[:, keep].mean(1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (y @ x) / (np.linalg.norm(y, axis=1) * np.linalg.norm(x))
+        r = r[np.isfinite(r)]
+        if len(r) >= 2:
+            lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2])
+            out[name] = (float(lo), float(hi))
+    return out
 
 
 def rmcs_rows(
@@ -117,6 +167,8 @@ def rmcs_rows(
     sc: RMCSSettings,
     acc_drop: dict[float, float] | None,
     concept_series: dict[str, dict[str, float]] | None = None,
+    samples: Any = None,
+    seed: int = 0,
 ) -> tuple[list[dict], dict]:
     """Relative MCS per method by the metric's function (:func:`bamkit.metrics.bam.rmcs_series`): the series
     over k and its Pearson ρ against the accuracy drop, 9 and 10 points; concept methods' series (TCAV, already
@@ -145,7 +197,14 @@ def rmcs_rows(
             g_k[k_of_model(role)] = torch.tensor(a["g_c"].to_numpy(float))
             c_k[k_of_model(role)] = torch.tensor(a["correct"].fillna(False).to_numpy(bool))
         res = rmcs_series(g_k, g_ref, c_k, c_ref, acc_drop=full_drop)
-        rows += _rho_rows(method, res, full_drop, series)
+        ci = {}
+        if samples is not None:  # the same resampled images for every method: a paired comparison
+            diffs = {k: (g_k[k] - g_ref).numpy() for k in g_k}
+            ok = {k: (c_k[k] & c_ref).numpy() & np.isfinite(diffs[k]) for k in g_k}
+            ci = rho_intervals(
+                diffs, ok, full_drop, samples.n_boot, samples.alpha, derive_seed(seed, "stats", "rmcs_rho")
+            )
+        rows += _rho_rows(method, res, full_drop, series, ci)
     for method, ser in concept_series.items():
         kk = sorted(float(k) for k in ser)
         res = rmcs_correlation(kk, [ser[k_label(k)] for k in kk], [0] * len(kk), full_drop)

@@ -264,7 +264,11 @@ def run_stability_leg(runner, leg: Leg, st: StabilitySettings) -> list[pd.DataFr
         def explain_of(labels: Sequence[str], target=target, attr_seeds=attr_seeds) -> Explain:
             return make_explain(lm.module, {k: objs[k] for k in labels}, target, attr_seeds, runner.opts)
 
-        res = stability_batch(st, explain_of, list(objs), x, stab_seeds, leg.scores, _fill(st, pre, x), chunk)
+        res, todo = _cached(runner, lm, leg, st, rows, list(objs))
+        if todo:  # only the methods whose rows were not scored before (by this folder or the run it extends)
+            done = stability_batch(st, explain_of, todo, x, stab_seeds, leg.scores, _fill(st, pre, x), chunk)
+            _store(runner, lm, leg, st, rows, done, todo)
+            res.update(done)
         pred = target.cpu().numpy()
         for label in objs:
             for proto in leg.scores:
@@ -294,3 +298,34 @@ def run_stability_leg(runner, leg: Leg, st: StabilitySettings) -> list[pd.DataFr
                     )
                 )
     return frames
+
+
+def _row_keys(runner, lm, leg: Leg, st: StabilitySettings, label: str, rows: np.ndarray) -> list[str]:
+    """Cache keys of one method's stability results per image: what they depend on (model, set, method and its
+    code, the protocols' settings, the suite seed, the image), never the batch or shard the image fell in."""
+    from bamkit.provenance import json_hash
+
+    settings = [st.epsilons, st.ratios, st.variant, st.max_n, st.fill, runner.seed, list(leg.scores)]
+    head = [model_token(lm.key), runner.bam.token(leg.set), runner.keys[label] + runner.key_suffix, settings]
+    return [json_hash([*head, int(r)])[:24] for r in rows]
+
+
+def _cached(runner, lm, leg: Leg, st: StabilitySettings, rows: np.ndarray, labels: list[str]):
+    """(label, protocol) -> (tau (B,L), cosine (B,L)) of the methods whose every row is cached, and the rest."""
+    res, todo = {}, []
+    for label in labels:
+        hits = [runner.cache.get_json("stability", k) for k in _row_keys(runner, lm, leg, st, label, rows)]
+        if any(h is None for h in hits):
+            todo.append(label)
+            continue
+        for proto in leg.scores:
+            res[(label, proto)] = tuple(np.array([h[proto][i] for h in hits], dtype=float) for i in (0, 1))
+    return res, todo
+
+
+def _store(runner, lm, leg: Leg, st: StabilitySettings, rows: np.ndarray, res, labels: list[str]) -> None:
+    for label in labels:
+        for j, key in enumerate(_row_keys(runner, lm, leg, st, label, rows)):
+            value = {proto: [res[(label, proto)][0][j].tolist(), res[(label, proto)][1][j].tolist()]
+                     for proto in leg.scores}  # fmt: skip
+            runner.cache.put_json("stability", key, value)
