@@ -139,6 +139,14 @@ def test_each_contract_violation_is_one_line_naming_the_method_and_the_shape(
     assert "\n" not in err and case in err and all(f in err for f in fragments), err
 
 
+def test_score_changes_how_maps_are_computed_not_what_is_scored(tiny_run, elsewhere, capsys):
+    (elsewhere / "gsq.py").write_text(GSQ)
+    argv = ["score", str(tiny_run), "./gsq.py:gradient_squared", "--out", "res"]
+    assert main([*argv, "--set", "scenarios.mcs.max_images=3"]) == 2
+    assert "only execution.* settings may change" in capsys.readouterr().err
+    assert main([*argv, "--set", "execution.batch_size=3"]) == 0
+
+
 def test_a_low_resolution_map_is_scored_with_upsample(tiny_run, elsewhere):
     (elsewhere / "coarse.py").write_text(
         "import torch.nn.functional as F\n\n\ndef coarse(model, inputs, target):\n"

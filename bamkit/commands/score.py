@@ -34,10 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recompute", action="append", default=[], metavar="LABEL", help="compute this method's maps again"
     )
     p.add_argument("--force", action="store_true", help="compute every new method's maps again")
-    add_set(p, "the run's suite", "execution.batch_size=16")
+    add_set(
+        p, "the run's suite's execution settings (only those: its rows are reused)", "execution.batch_size=16"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     import pandas as pd
 
     from bamkit.evaluate.score import score_methods
@@ -47,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
                         recompute=tuple(args.recompute), force=args.force, overrides=tuple(args.overrides))  # fmt: skip
     page = write_report(out)
     df = pd.read_csv(out / "summary.csv")
-    import json
-
     labels = json.loads((out / "summary.json").read_text())["scored"]["methods"]
     rows = df[df["method"].isin(labels) & df["higher_is_better"].notna()]
     shown = rows[["method", "metric", "value", "ci_low", "ci_high", "rank"]].copy()

@@ -14,11 +14,12 @@ Results folder::
     shards/             per-shard tables of ``--shard i/n`` and multi-process runs (merged when complete)
 
 Modules: :mod:`~bamkit.evaluate.suite` (schema), :mod:`~bamkit.evaluate.validate` (checks, loading),
-:mod:`~bamkit.evaluate.methods`, :mod:`~bamkit.evaluate.legs` (what runs), :mod:`~bamkit.evaluate.runner` and
-:mod:`~bamkit.evaluate.stability` (attributions and per-image scores), :mod:`~bamkit.evaluate.cache`,
-:mod:`~bamkit.evaluate.pairs` and :mod:`~bamkit.evaluate.tables` (per pair, summary),
-:mod:`~bamkit.evaluate.shards`, :mod:`~bamkit.evaluate.distributed`, :mod:`~bamkit.evaluate.merge`,
-:mod:`~bamkit.evaluate.stage` (entry points).
+:mod:`~bamkit.evaluate.methods` (method entries), :mod:`~bamkit.evaluate.scenarios` (one module per scenario and
+the loops over them), :mod:`~bamkit.evaluate.legs` (what a scenario plans), :mod:`~bamkit.evaluate.runner`
+(attributions and per-image scores), :mod:`~bamkit.evaluate.cache`, :mod:`~bamkit.evaluate.pairs` and
+:mod:`~bamkit.evaluate.tables` (per pair, summary), :mod:`~bamkit.evaluate.shards`,
+:mod:`~bamkit.evaluate.distributed`, :mod:`~bamkit.evaluate.merge`, :mod:`~bamkit.evaluate.stage` (entry
+points), :mod:`~bamkit.evaluate.score` (your methods beside a finished run).
 """
 
 from bamkit.evaluate.merge import merge_shards

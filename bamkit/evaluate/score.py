@@ -27,7 +27,7 @@ from bamkit.evaluate.methods import MethodSpec
 from bamkit.evaluate.runner import sort_per_image
 from bamkit.evaluate.shards import run_shard
 from bamkit.evaluate.suite import Suite, parse
-from bamkit.evaluate.validate import _validate_method, validate, with_methods
+from bamkit.evaluate.validate import validate, validate_method, with_methods
 from bamkit.locks import output_lock
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,16 @@ def score_methods(
         out: the results folder (default ``<run>/scores/<labels>``).
         in_place: write into the run's own results folder instead (its tables then hold the new methods).
         recompute: labels of new methods whose cached maps are computed again; ``force``: all of them.
-        overrides: ``--set KEY=VALUE`` for the run's suite (``execution.batch_size=16``, ...).
+        overrides: ``--set execution.KEY=VALUE`` (how the new maps are computed: ``execution.batch_size=16``);
+            anything else would no longer match the run's rows, which are reused.
     """
     t0 = time.perf_counter()
+    for o in overrides:  # the run's rows are reused: only how the new maps are computed may change
+        if not o.strip().lstrip("-").startswith("execution."):
+            raise ConfigError(
+                f"--set {o}: bamkit score keeps the run's suite (its rows are reused as they are); only execution.* "
+                "settings may change here. To score other settings, evaluate a suite with them (bamkit evaluate)"
+            )
     results = results_folder(run)
     base = run_suite_of(results, tuple(overrides))
     if not methods:
@@ -131,7 +138,7 @@ def score_methods(
     new = []
     for m in methods:
         spec = MethodSpec.parse(m, f"method {m}")
-        _validate_method(spec, f"method {m}")
+        validate_method(spec, f"method {m}")
         if any(b.label == spec.label for b in base.methods):
             raise ConfigError(
                 f"method {m}: the run already has a method labelled {spec.label!r}; give yours another label: "

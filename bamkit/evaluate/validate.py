@@ -32,7 +32,7 @@ def validate(suite: Suite, where: str = "suite") -> Suite:
             f"{where}.methods: label {dup[0]!r} is used twice; give each entry a unique 'label:'"
         )
     for i, m in enumerate(suite.methods):
-        _validate_method(m, f"{where}.methods[{i}]")
+        validate_method(m, f"{where}.methods[{i}]")
     _validate_metrics(suite, where)
     for sc in scenarios.bound(suite):
         sc.check(suite, f"{where}.scenarios.{sc.name}")
@@ -67,7 +67,7 @@ def _validate_metrics(suite: Suite, where: str) -> None:
         cls.settings(spec.params, f"{where}.metrics[{i}] ({name})")
 
 
-def _validate_method(m: MethodSpec, where: str) -> None:
+def validate_method(m: MethodSpec, where: str) -> None:
     try:
         build(m)
     except BamkitError as e:  # unknown names (registry) and bad parameters alike: one line, with the entry
@@ -104,7 +104,7 @@ def load_suite(
     extra = []
     for m in methods:  # checked here, so that an error names the flag rather than the suite file
         spec = MethodSpec.parse(m, f"--method {m}")
-        _validate_method(spec, f"--method {m}")
+        validate_method(spec, f"--method {m}")
         extra.append(spec)
 
     def build(raw: dict[str, Any], where: str) -> Suite:
