@@ -30,6 +30,37 @@ def add_set(parser: argparse.ArgumentParser, what: str, example: str, schema: ty
         parser.epilog = f"--set keys (defaults): {keys}"
 
 
+# What a method named on the command line can be (read by bamkit.evaluate.methods.MethodSpec.parse): the one
+# description behind evaluate's and run's --method and score's METHOD.
+METHOD_METAVAR = "[LABEL=]NAME"
+METHOD_FORMS = (
+    "a registered method (bamkit methods), package.module:callable, ./file.py:callable or a captum class "
+    "(captum.attr:Saliency), or a quoted YAML mapping '{name: ..., param: ...}'; LABEL= names its rows"
+)
+
+
+def add_methods(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--method`` (repeatable): an extra method ``what`` scores beside the suite's."""
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar=METHOD_METAVAR,
+        help=f"an extra method {what} beside the suite's (repeatable): {METHOD_FORMS}",
+    )
+
+
+def add_recompute(parser: argparse.ArgumentParser) -> None:
+    """Add ``--recompute LABEL`` (repeatable): that method's cached maps are computed again."""
+    parser.add_argument(
+        "--recompute",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="compute this method's maps again, ignoring its cached ones (repeatable)",
+    )
+
+
 def schema_from_set(schema: type[C], overrides: Sequence[str], base: dict[str, Any] | None = None) -> C:
     """``schema`` built from ``base`` with the ``--set`` values applied; an error names the flag."""
     try:

@@ -202,6 +202,51 @@ def test_tcav_scores_are_cached_like_maps(tiny_run, elsewhere, monkeypatch):
     assert json.dumps(outs[1]["rows"], sort_keys=True) == json.dumps(outs[0]["rows"], sort_keys=True)
 
 
+def test_recompute_names_a_method_being_computed(tiny_run, elsewhere, capsys):
+    """--recompute of a method that is not computed here (a run's own method, a typo) is one line naming it and
+    the labels that are, from bamkit score and bamkit evaluate alike, before anything is written."""
+    (elsewhere / "gsq.py").write_text(GSQ)
+    argv = ["score", str(tiny_run), "GSQ=./gsq.py:gradient_squared", "--recompute", "VG", "--out", "res"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--recompute VG" in err and "the labels: GSQ" in err, err
+    assert not (elsewhere / "res").exists()
+    argv = ["evaluate", str(shipped("evaluate/demo.yaml")), "--data", str(tiny_run / "data" / "dataset.h5"),
+            "--models", str(tiny_run / "models"), "--out", "r", "--recompute", "NOPE"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--recompute NOPE" in err and "VG, GxI" in err, err
+    assert not (elsewhere / "r").exists()
+
+
+def test_tcav_of_a_run_that_recorded_no_once_results_is_read_from_its_cache(
+    tiny_run, tmp_path, elsewhere, monkeypatch
+):
+    """A run whose shard records hold no once-per-evaluation results (written before they were kept there):
+    score gets TCAV's through the concept scenario's own run_once from the run's cache, computing nothing."""
+    from bamkit.attribution import tcav as tcav_mod
+    from bamkit.evaluate.score import run_suite_of
+
+    run = tmp_path / "older"
+    shutil.copytree(tiny_run, run)
+    for meta in (run / "results" / "shards").glob("*/meta.json"):
+        record = json.loads(meta.read_text())
+        assert record.pop("once", None)  # the run did record TCAV's scores: the test removes them
+        meta.write_text(json.dumps(record))
+    calls = []
+    real = tcav_mod.tcav
+    monkeypatch.setattr(tcav_mod, "tcav", lambda *a, **k: calls.append(1) or real(*a, **k))
+    (elsewhere / "gsq.py").write_text(GSQ)
+    assert main(["score", str(run), "GSQ=./gsq.py:gradient_squared", "--out", "res"]) == 0
+    assert calls == []
+    concept = [m.label for m in run_suite_of(run / "results").concept_methods()]
+    new, old = _summary(elsewhere / "res"), _summary(run / "results")
+    cols = ["metric", "method", *[c for c in NUMBERS if c in old]]
+    rows_new, rows_old = (d[d.method.isin(concept)][cols].reset_index(drop=True) for d in (new, old))
+    assert len(rows_old) > 0
+    pd.testing.assert_frame_equal(rows_new, rows_old)
+
+
 @pytest.mark.slow
 def test_the_example_walk_runs_on_a_finished_run(tiny_run, elsewhere):
     script = ROOT / "examples" / "score_your_method" / "run.sh"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from bamkit.cli_options import add_set
+from bamkit.cli_options import add_methods, add_recompute, add_set
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,13 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--smoke", action="store_true", help="shrink the suite (few images and trials): wiring check"
     )
-    p.add_argument(
-        "--method",
-        action="append",
-        default=[],
-        metavar="NAME_OR_module:callable",
-        help="an extra method to score beside the suite's (repeatable)",
-    )
+    add_methods(p, "to score")
     p.add_argument(
         "--shard", metavar="i/n", help="evaluate only shard i of n (0-based); merged when all are done"
     )
@@ -40,13 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="compute every map again instead of reusing the cache"
     )
-    p.add_argument(
-        "--recompute",
-        action="append",
-        default=[],
-        metavar="LABEL",
-        help="compute this method's maps again, ignoring its cached ones (repeatable)",
-    )
+    add_recompute(p)
     p.add_argument(
         "--allow-missing",
         action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bamkit.cli_options import add_set
+from bamkit.cli_options import add_methods, add_set
 from bamkit.pipeline.config import with_overrides
 from bamkit.pipeline.run import STAGES
 
@@ -31,13 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="run every stage again, even those whose outputs are current"
     )
     add_set(p, "the run config", "delta.steps=100")
-    p.add_argument(
-        "--method",
-        action="append",
-        default=[],
-        metavar="[LABEL=]module:callable",
-        help="an extra attribution method the evaluate stage scores beside the suite's (repeatable)",
-    )
+    add_methods(p, "the evaluate stage scores")
     p.add_argument(
         "--only",
         action="append",

@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import argparse
 
-from bamkit.cli_options import add_set
+from bamkit.cli_options import METHOD_FORMS, METHOD_METAVAR, add_recompute, add_set
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "run", help="a finished run folder (bamkit run --out) or results folder (bamkit evaluate --out)"
     )
-    p.add_argument(
-        "methods", nargs="+", metavar="METHOD", help="[LABEL=]package.module:callable or ./file.py:callable"
-    )
+    p.add_argument("methods", nargs="+", metavar=METHOD_METAVAR, help=f"a method to score: {METHOD_FORMS}")
     p.add_argument("--out", help="results folder (default RUN/scores/<labels>)")
     p.add_argument("--in-place", action="store_true", help="add the methods to the run's own results folder")
-    p.add_argument(
-        "--recompute", action="append", default=[], metavar="LABEL", help="compute this method's maps again"
-    )
+    add_recompute(p)
     p.add_argument("--force", action="store_true", help="compute every new method's maps again")
     add_set(
         p, "the run's suite's execution settings (only those: its rows are reused)", "execution.batch_size=16"

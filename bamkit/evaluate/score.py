@@ -22,10 +22,12 @@ import pandas as pd
 
 from bamkit import config as cfg
 from bamkit.errors import ConfigError, DataError
+from bamkit.evaluate import scenarios
 from bamkit.evaluate.merge import PATH_KEYS, once_results, read_shards, write_results
 from bamkit.evaluate.methods import MethodSpec
 from bamkit.evaluate.runner import sort_per_image
-from bamkit.evaluate.shards import run_shard
+from bamkit.evaluate.scenarios import Scenario
+from bamkit.evaluate.shards import check_recompute, run_shard, shard_name
 from bamkit.evaluate.suite import Suite, parse
 from bamkit.evaluate.validate import validate, validate_method, with_methods
 from bamkit.locks import output_lock
@@ -147,11 +149,7 @@ def score_methods(
         new.append(spec)
     suite = validate(replace(base, methods=with_methods(base.methods, new)), str(results / "suite.yaml"))
     labels = [s.label for s in new]
-    unknown = [r for r in recompute if r not in labels]
-    if unknown:
-        raise ConfigError(
-            f"--recompute {unknown[0]}: not one of the methods being scored ({', '.join(labels)})"
-        )
+    check_recompute(recompute, labels)
     dest = results if in_place else Path(out) if out is not None else Path(run) / "scores" / _slug(labels)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, "results folder", folder=True):
@@ -177,26 +175,29 @@ def score_methods(
 
 
 def _run_once(results: Path, suite: Suite, work: Path) -> dict[str, Any]:
-    """What the run computed once (TCAV's scores): from its shards' metadata, else recomputed through the
-    attribution cache (where the run left TCAV's results, so nothing is computed again)."""
+    """What the run's scenarios computed once per evaluation (TCAV's scores): from its shards' metadata, else
+    through each scenario's own ``run_once`` with the run's cache read, where the run left those results, so
+    nothing is computed again."""
     import json
 
     metas = [json.loads(p.read_text()) for p in sorted((results / "shards").glob("*/meta.json"))]
     once = once_results(metas)
-    if once or not suite.concept_methods():
+    todo = [sc for sc in scenarios.wanted(suite) if type(sc).run_once is not Scenario.run_once]
+    if once or not todo:
         return once
     from bamkit.evaluate.cache import AttributionCache
     from bamkit.evaluate.datasets import DataSets
     from bamkit.evaluate.execution import exec_options
     from bamkit.evaluate.runner import all_roles, load_models
-    from bamkit.evaluate.scenarios import concept
 
     models = load_models(suite, suite.models, all_roles(suite))
+    opts = exec_options(suite.execution)
     with (
         DataSets(suite.data, (suite.patch_data,)) as bam,
-        AttributionCache(work / "cache", "concept", (), (results / "cache",)) as cache,
+        AttributionCache(work / "cache", shard_name(0, 1), (), (results / "cache",)) as cache,
     ):
-        return {"concept": concept.run_concept(suite, bam, models, exec_options(suite.execution), cache)}
+        done = {sc.name: sc.run_once(suite, bam, models, opts, cache) for sc in todo}
+    return {name: d for name, d in done.items() if d}
 
 
 def _merge_examples(run: Path, new: Path, dest: Path) -> None:

@@ -45,6 +45,15 @@ def shard_names(count: int) -> list[str]:
     return [shard_name(i, count) for i in range(count)]
 
 
+def check_recompute(recompute: tuple[str, ...] | list[str], labels: list[str]) -> None:
+    """``--recompute`` names methods being computed here (``labels``); anything else is a ConfigError."""
+    unknown = [r for r in recompute if r not in labels]
+    if unknown:
+        raise ConfigError(
+            f"--recompute {unknown[0]}: no method being computed is labelled so; the labels: {', '.join(labels)}"
+        )
+
+
 def run_shard(
     suite: Suite,
     out: Path,

@@ -9,7 +9,7 @@ from typing import Any
 from bamkit.errors import ConfigError, DataError
 from bamkit.evaluate.distributed import launch
 from bamkit.evaluate.merge import merge_shards
-from bamkit.evaluate.shards import all_shards_done, parse_shard, run_shard, shard_name
+from bamkit.evaluate.shards import all_shards_done, check_recompute, parse_shard, run_shard, shard_name
 from bamkit.evaluate.suite import Suite
 from bamkit.evaluate.validate import load_suite
 from bamkit.locks import output_lock
@@ -75,12 +75,7 @@ def evaluate(
     loading checkpoints (notebooks, tests); ``force`` computes every map again instead of reading the folder's
     attribution cache, ``recompute`` the maps of the methods with those labels."""
     out = Path(out)
-    labels = [m.label for m in suite.methods]
-    unknown = [r for r in recompute if r not in labels]
-    if unknown:
-        raise ConfigError(
-            f"--recompute {unknown[0]}: the suite has no method labelled so; its labels: {', '.join(labels)}"
-        )
+    check_recompute(recompute, [m.label for m in suite.methods])
     if suite.data is None:
         raise ConfigError(f"suite {suite.name!r} names no dataset file; set 'data:' or pass --data FILE.h5")
     if not Path(suite.data).is_file():
