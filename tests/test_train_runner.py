@@ -86,6 +86,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny, tmp_path
     straight = read_checkpoint(train_one(cfg, tiny, tmp_path / "b"))
     for k, v in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    # the same bytes (nothing of the run's timing in the file): its hash keys the caches and the δ file
+    assert (tmp_path / "a" / "f_k0.5.ckpt").read_bytes() == (tmp_path / "b" / "f_k0.5.ckpt").read_bytes()
 
 
 def test_cli_train_with_overrides_and_sweep_smoke(tiny, tmp_path, capsys):
