@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import bamkit.attribution as A
+from bamkit import devices
 from bamkit.attribution import forward
 from bamkit.attribution.base import ExecOptions
 from bamkit.evaluate.suite import Execution
@@ -61,7 +62,7 @@ def test_another_architecture_compiles_its_own_step(counting_backend):
 
 def test_the_fast_path_is_the_default_on_cuda_only():
     e = Execution()
-    assert e.decided_for("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
+    assert e.decided_for("cpu", bf16=False) == {"precision": "fp32", "channels_last": False, "compile": False}
     assert e.decided_for("cuda", bf16=True) == {"precision": "bf16", "channels_last": True, "compile": True}
     assert e.decided_for(torch.device("cuda", 1), bf16=True)["precision"] == "bf16"
     # a GPU without fast bf16 keeps fp32 numbers but the NHWC, compiled path
@@ -84,6 +85,7 @@ def test_training_and_evaluation_decide_auto_by_one_rule(monkeypatch, gpu, bf16)
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset())  # whatever CPU runs the test: no AMX
     device = "cuda" if gpu else "cpu"
     ev = Execution().decided_for(device)
     cfg = TrainConfig(name="f_o")
@@ -93,3 +95,40 @@ def test_training_and_evaluation_decide_auto_by_one_rule(monkeypatch, gpu, bf16)
         == ("bf16-mixed" if bf16 else "32-true")
     )
     assert runner._channels_last(cfg) is ev["channels_last"] is gpu
+
+
+# /proc/cpuinfo lines of the CPU the demo is timed on (AMD EPYC, avx512_bf16 without AMX) and of an Intel Sapphire
+# Rapids (AMX), trimmed to the flags that matter.
+EPYC = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+SPR = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, fast",
+    [(SPR, True), (EPYC, False), ("processor\t: 0\nflags\t\t: fpu sse2 avx2\n", False), ("", False)],
+)
+def test_a_cpu_takes_bf16_only_with_amx_tiles(monkeypatch, cpuinfo, fast):
+    """``precision: auto`` on a CPU: bf16 autocast where the CPU has AMX bf16 tiles, fp32 where it has none or only
+    the avx512_bf16 vector instructions (measured slower than fp32); training and evaluation decide alike. The
+    CPU is faked from its /proc/cpuinfo text, so no such CPU is needed."""
+    from bamkit.devices import LIGHTNING_PRECISION
+    from bamkit.train import runner
+    from bamkit.train.config import TrainConfig
+
+    flags = devices.cpu_flags(cpuinfo)
+    assert devices.cpu_bf16_fast(flags) is fast
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags)
+    precision = "bf16" if fast else "fp32"
+    assert Execution().decided_for("cpu")["precision"] == precision
+    assert runner._precision(TrainConfig(name="f_o")) == LIGHTNING_PRECISION[precision]
+    # channels_last and compile stay CUDA-only whatever the CPU
+    assert Execution().decided_for("cpu")["channels_last"] is False
+    assert Execution().decided_for("cpu")["compile"] is False
+
+
+def test_cpu_flags_reads_the_first_processor_and_tolerates_no_cpuinfo(monkeypatch, tmp_path):
+    two = SPR + "\nprocessor\t: 1\nflags\t\t: fpu\n"
+    assert "amx_bf16" in devices.cpu_flags(two)  # the first processor's line
+    monkeypatch.setattr(devices, "CPUINFO", str(tmp_path / "absent"))
+    assert devices.cpu_flags() == frozenset()  # macOS, Windows: no file, no AMX claimed
