@@ -41,6 +41,15 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
     assert a["coco/annotations/instances_train2017.json"] != b["coco/annotations/instances_train2017.json"]
 
 
+def test_worker_processes_draw_the_same_bytes(tmp_path):
+    """Two worker processes (the demo's) write the tree one process writes, corrupt files included."""
+    write_sources(tmp_path / "one", "tiny", seed=3, corrupt=1, workers=1)
+    write_sources(tmp_path / "two", "tiny", seed=3, corrupt=1, workers=2)
+    one = _tree(tmp_path / "one")
+    assert _tree(tmp_path / "two") == one
+    assert sum(k.endswith(".jpg") for k in one) > 100
+
+
 def test_cli_prints_a_summary_and_reports_errors_in_one_line(tmp_path, capsys):
     out = tmp_path / "x"
     (out / "coco").mkdir(parents=True)  # someone's real data: not ours to overwrite

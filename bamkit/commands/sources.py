@@ -8,6 +8,7 @@ the inputs `bamkit build` reads. Same seed, same bytes.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from bamkit.cli_options import verbosity
@@ -25,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     s.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes drawing the images (default: min(4, cores)); the bytes do not depend on it",
+    )
+    s.add_argument(
         "--corrupt",
         type=int,
         default=0,
@@ -37,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from bamkit.sources.synth import write_sources
 
     t0 = time.perf_counter()
-    s = write_sources(args.out, scale=args.scale, seed=args.seed, corrupt=args.corrupt)
+    s = write_sources(args.out, scale=args.scale, seed=args.seed, corrupt=args.corrupt, workers=args.workers)
     coco, mp = s["coco"], s["miniplaces"]
     print(
         f"COCO       {coco['n_images']} images, {coco['n_annotations']} annotations "

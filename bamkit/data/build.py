@@ -63,8 +63,6 @@ log = logging.getLogger(__name__)
 # Version of the parts-folder formats (source cache, journal) and the random streams: a parts folder of
 # another builder version is never resumed.
 _BUILDER = 2
-# Modules the fork server imports once for every worker (decoding and composing).
-_PRELOAD = ("bamkit.data.workers", "bamkit.sources.coco", "bamkit.sources.decode", "PIL.JpegImagePlugin")
 
 
 # -- parent side ------------------------------------------------------------------------------------------
@@ -265,7 +263,7 @@ def _build(recipe, out, workers, coco, choice, plan, scene_filter, key, ann_sha,
     ]
     # One pool for decoding and composing: workers start once (a worker's start-up is the fixed cost).
     init = (plan, str(cache), P.init_args(recipe, cache))
-    with ordered_pool(workers, init_worker, init, preload=_PRELOAD) as pool:
+    with ordered_pool(workers, init_worker, init) as pool:
         if cache.exists():
             summary = P.cache_summary(cache)
         else:

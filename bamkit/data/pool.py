@@ -19,6 +19,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+# The modules a worker needs, for every pool bamkit opens: a process starts its fork server once (with the first
+# pool's preload list), so the sources' and the build's pools share one list.
+PRELOAD = (
+    "bamkit.data.workers",
+    "bamkit.sources.coco",
+    "bamkit.sources.decode",
+    "bamkit.sources.synth_coco",
+    "bamkit.sources.synth_render",
+    "PIL.JpegImagePlugin",
+)
+
 
 class OrderedPool:
     """``workers`` processes (or this one) that map functions over tasks in order with bounded memory."""
@@ -28,7 +39,7 @@ class OrderedPool:
         workers: int,
         initializer: Callable[..., None] | None = None,
         initargs: tuple[Any, ...] = (),
-        preload: tuple[str, ...] = (),
+        preload: tuple[str, ...] = PRELOAD,
     ) -> None:
         self.workers = max(1, int(workers))
         self._ex: ProcessPoolExecutor | None = None
@@ -81,7 +92,7 @@ def ordered_pool(
     workers: int,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
-    preload: tuple[str, ...] = (),
+    preload: tuple[str, ...] = PRELOAD,
 ) -> Iterator[OrderedPool]:
     """An :class:`OrderedPool` that is shut down when the block ends."""
     pool = OrderedPool(workers, initializer, initargs, preload)

@@ -147,7 +147,7 @@ def _stage_sources(rc: RunConfig, lay: Layout, paths: RunPaths, opt: RunOptions)
         return [], {"real": _source_paths(rc, lay, paths)}
     from bamkit.sources.synth import write_sources
 
-    summary = write_sources(lay.sources, scale=rc.sources.scale, seed=rc.sources_seed)
+    summary = write_sources(lay.sources, scale=rc.sources.scale, seed=rc.sources_seed, workers=rc.workers)
     return [lay.rel(lay.sources)], {"summary": summary}
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from bamkit.atomic import write_text
 from bamkit.classes import BAM_SCENES
+from bamkit.data.pool import ordered_pool
 from bamkit.errors import ConfigError, DataError
 from bamkit.locks import output_lock
 from bamkit.progress import bar
@@ -43,10 +44,18 @@ def _letter_path(name: str) -> str:
     return f"{name[0]}/{name}"
 
 
+def render_scene_file(task: tuple[int, str, int]) -> bytes:
+    """``(seed, scene, k)`` -> the JPEG bytes of scene ``scene``'s image ``k`` (its own random stream: the same
+    bytes in whichever worker process draws it)."""
+    seed, name, k = task
+    return jpeg(render_scene(name, rng(seed, SCENE, SCENES[name][0], k)))
+
+
 def _write_miniplaces(
-    root: Path, final: Path, scale: SynthScale, seed: int, corrupt: int, summary: dict
+    root: Path, final: Path, scale: SynthScale, seed: int, corrupt: int, summary: dict, workers: int = 1
 ) -> None:
-    """Write the MiniPlaces tree under ``root`` (a temporary folder that becomes ``final``)."""
+    """Write the MiniPlaces tree under ``root`` (a temporary folder that becomes ``final``), the images drawn by
+    ``workers`` processes."""
     (root / "images" / "val").mkdir(parents=True)
     order = sorted(SCENES, key=lambda n: SCENES[n][0])
     (root / "categories.txt").write_text("".join(f"/{_letter_path(n)} {SCENES[n][0]}\n" for n in order))
@@ -83,15 +92,18 @@ def _write_miniplaces(
         rel = f"val/{pos:08d}.jpg"
         val_lines.append(f"{rel} {SCENES[name][0]}")
         jobs.append((root / "images" / rel, name, 100_000 + k, ""))
-    for path, name, k, kind in bar(jobs, desc="synth MiniPlaces", unit="img"):
-        if kind == "missing":
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
+    drawn = [job for job in jobs if job[3] not in ("missing", "not_image")]
+    with ordered_pool(workers) as pool:
+        images = pool.map(render_scene_file, ((seed, name, k) for _, name, k, _ in drawn))
+        for (path, _, _, kind), data in zip(
+            drawn, bar(images, total=len(drawn), desc="synth MiniPlaces", unit="img"), strict=True
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data[: len(data) // 2] if kind == "truncated" else data)
+    for path, _, _, kind in jobs:
         if kind == "not_image":
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"this is not a JPEG file\n")
-            continue
-        data = jpeg(render_scene(name, rng(seed, SCENE, SCENES[name][0], k)))
-        path.write_bytes(data[: len(data) // 2] if kind == "truncated" else data)
     (root / "train.txt").write_text("".join(line + "\n" for line in train_lines))
     (root / "val.txt").write_text("".join(line + "\n" for line in val_lines))
     summary["miniplaces"] = {
@@ -105,7 +117,9 @@ def _write_miniplaces(
 
 
 # -- entry point ----------------------------------------------------------------------------------------
-def write_sources(out: str | Path, scale: str = "demo", seed: int = 0, *, corrupt: int = 0) -> dict:
+def write_sources(
+    out: str | Path, scale: str = "demo", seed: int = 0, *, corrupt: int = 0, workers: int = 1
+) -> dict:
     """Write a synthetic COCO + MiniPlaces source tree under ``out``.
 
     Layout: ``out/coco/annotations/instances_train2017.json``, ``out/coco/train2017/*.jpg``,
@@ -119,6 +133,8 @@ def write_sources(out: str | Path, scale: str = "demo", seed: int = 0, *, corrup
             scenes per class).
         seed: master seed; the same seed gives byte-identical files.
         corrupt: number of bad files of each kind (missing, truncated, not an image) per source.
+        workers: processes drawing the images (each image has its own random stream: the same bytes for any
+            number).
 
     Returns:
         A JSON-able summary: paths, counts, the corrupted file names, scale and seed.
@@ -136,10 +152,10 @@ def write_sources(out: str | Path, scale: str = "demo", seed: int = 0, *, corrup
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out, "source folder", folder=True):
-        return _write(out, scale, seed, corrupt)
+        return _write(out, scale, seed, corrupt, workers)
 
 
-def _write(out: Path, scale: str, seed: int, corrupt: int) -> dict:
+def _write(out: Path, scale: str, seed: int, corrupt: int, workers: int = 1) -> dict:
     """:func:`write_sources` under the folder's lock."""
     sizes = SCALES[scale]
     existing = [p for p in (out / "coco", out / "miniplaces") if p.exists()]
@@ -153,8 +169,8 @@ def _write(out: Path, scale: str, seed: int, corrupt: int) -> dict:
         shutil.rmtree(tmp)  # leftovers of an interrupted run
     tmp.mkdir(parents=True)
     summary: dict = {"scale": scale, "seed": seed, "corrupt": corrupt, "sizes": asdict(sizes)}
-    write_coco(tmp / "coco", out / "coco", sizes, seed, corrupt, summary)
-    _write_miniplaces(tmp / "miniplaces", out / "miniplaces", sizes, seed, corrupt, summary)
+    write_coco(tmp / "coco", out / "coco", sizes, seed, corrupt, summary, workers)
+    _write_miniplaces(tmp / "miniplaces", out / "miniplaces", sizes, seed, corrupt, summary, workers)
     (out / MARKER).unlink(missing_ok=True)
     for name in ("coco", "miniplaces"):
         if (out / name).exists():

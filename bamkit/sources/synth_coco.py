@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bamkit.classes import BAM_OBJECTS
+from bamkit.data.pool import ordered_pool
 from bamkit.progress import bar
 from bamkit.sources.procedural import fbm, finish, jitter_colour, polygon_mask
 from bamkit.sources.synth_base import CORRUPT_KINDS, IDS, OBJ, SCALES, SynthScale, jpeg
@@ -204,41 +205,55 @@ def coco_plan(
     return [(int(i), name, index, kind) for i, (name, index, kind) in zip(ids.tolist(), plan)]
 
 
-def write_coco(root: Path, final: Path, scale: SynthScale, seed: int, corrupt: int, summary: dict) -> None:
-    """Write the COCO tree under ``root`` (a temporary folder that becomes ``final``)."""
+def render_coco_file(task: tuple[int, str | None, int]) -> tuple[int, int, list[dict], bytes]:
+    """``(seed, category, index)`` -> the image's height, width, annotations (without ids) and JPEG bytes: one
+    image's work, run in a worker process (every image has its own random stream, so the files do not depend on
+    which process draws them)."""
+    seed, name, index = task
+    synth = render_coco_image(seed, name, index)
+    h, w = synth.rgb.shape[:2]
+    return h, w, [_annotation(inst, h, w) for inst in synth.instances], jpeg(synth.rgb, synth.gray)
+
+
+def write_coco(
+    root: Path, final: Path, scale: SynthScale, seed: int, corrupt: int, summary: dict, workers: int = 1
+) -> None:
+    """Write the COCO tree under ``root`` (a temporary folder that becomes ``final``), the images drawn by
+    ``workers`` processes (the same bytes for any number)."""
     images_dir = root / "train2017"
     images_dir.mkdir(parents=True)
     plan = coco_plan(scale, seed, corrupt)
     images, annotations = [], []
     corrupted: dict[str, list[str]] = {k: [] for k in CORRUPT_KINDS}
-    for image_id, name, index, kind in bar(plan, desc="synth COCO", unit="img"):
-        synth = render_coco_image(seed, name, index)
-        h, w = synth.rgb.shape[:2]
-        file_name = f"{image_id:012d}.jpg"
-        images.append(
-            {
-                "license": 1,
-                "file_name": file_name,
-                "coco_url": "",
-                "height": h,
-                "width": w,
-                "date_captured": "2017-01-01 00:00:00",
-                "flickr_url": "",
-                "id": image_id,
-            }
-        )
-        for inst in synth.instances:
-            annotations.append({**_annotation(inst, h, w), "image_id": image_id, "id": len(annotations) + 1})
-        data = jpeg(synth.rgb, synth.gray)
-        if kind:
-            corrupted[kind].append(file_name)
-        if kind == "missing":
-            continue
-        if kind == "truncated":
-            data = data[: len(data) // 2]
-        elif kind == "not_image":
-            data = b"<html><body>404 Not Found</body></html>\n"
-        (images_dir / file_name).write_bytes(data)
+    with ordered_pool(workers) as pool:
+        drawn = pool.map(render_coco_file, ((seed, name, index) for _, name, index, _ in plan))
+        for (image_id, _, _, kind), (h, w, anns, data) in zip(
+            plan, bar(drawn, total=len(plan), desc="synth COCO", unit="img"), strict=True
+        ):
+            file_name = f"{image_id:012d}.jpg"
+            images.append(
+                {
+                    "license": 1,
+                    "file_name": file_name,
+                    "coco_url": "",
+                    "height": h,
+                    "width": w,
+                    "date_captured": "2017-01-01 00:00:00",
+                    "flickr_url": "",
+                    "id": image_id,
+                }
+            )
+            for ann in anns:
+                annotations.append({**ann, "image_id": image_id, "id": len(annotations) + 1})
+            if kind:
+                corrupted[kind].append(file_name)
+            if kind == "missing":
+                continue
+            if kind == "truncated":
+                data = data[: len(data) // 2]
+            elif kind == "not_image":
+                data = b"<html><body>404 Not Found</body></html>\n"
+            (images_dir / file_name).write_bytes(data)
     categories = [
         {"supercategory": c.supercategory, "id": c.coco_id, "name": c.name}
         for c in sorted(CATEGORIES.values(), key=lambda c: c.coco_id)
