@@ -1,5 +1,5 @@
 """How a shard's attributions run: the suite's ``execution`` settings resolved for the device (the fast path on
-CUDA, exact fp32 on the CPU), the record a run keeps of them, and the fidelity of off-fp32 maps.
+CUDA, fp32 on a CPU without AMX bf16 tiles), the record a run keeps of them, and the fidelity of off-fp32 maps.
 
 A run off the exact path (bf16, channels_last or compiled) compares its maps with fp32 eager ones on the first
 batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, docs/conventions.md#saliency-modes's maps) and

@@ -83,7 +83,8 @@ class Execution:
     rank evaluates a disjoint shard of the rows on its own device and rank 0 merges the shards.
 
     ``precision``, ``channels_last`` and ``compile`` default to ``auto``: the fast path (bf16, channels_last,
-    ``torch.compile``) on a CUDA device, fp32 eager elsewhere (:meth:`decided_for`); the run records what it used
+    ``torch.compile``) on a CUDA device, bf16 on a CPU with AMX tiles, fp32 eager elsewhere (:meth:`decided_for`,
+    :mod:`bamkit.devices`); the run records what it used
     and, off fp32, the maps' rank fidelity against fp32 per method. ``precision: fp32`` (with ``compile: false``,
     ``channels_last: false``) is the exact path on any device.
     """
@@ -106,7 +107,7 @@ class Execution:
 
     def decided_for(self, device: str | torch.device, bf16: bool | None = None) -> dict[str, Any]:
         """``precision``, ``channels_last``, ``compile`` with ``auto`` decided for ``device`` by the one rule of
-        :func:`bamkit.devices.decide` (the fast path on CUDA, exact fp32 eager on the CPU)."""
+        :func:`bamkit.devices.decide` (the fast path on CUDA, fp32 eager on a CPU without AMX bf16 tiles)."""
         return decide(device, self.precision, self.channels_last, self.compile, bf16=bf16).as_dict()
 
 
