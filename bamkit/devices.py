@@ -3,9 +3,9 @@ has fast bf16 arithmetic, channels_last and ``torch.compile`` on a CUDA device, 
 
 Fast bf16 means a CUDA device with bf16 support (Ampere and newer), or a CPU with AMX tiles for bf16 (``amx_bf16``
 in ``/proc/cpuinfo``: Intel Sapphire Rapids and newer). A CPU with only the ``avx512_bf16`` vector instructions
-converts and multiplies in bf16 at fp32's pace and loses the conversions: on the 2-core AMD EPYC bamkit's demo is
-timed on, bf16 autocast made an EfficientNet-Lite0 training step (batch 32, 80 px) 0.19 -> 0.29 s and input
-gradients slower too, so such a CPU stays in fp32.
+was measured slower in bf16 than in fp32: on the 2-core AMD EPYC bamkit's demo is timed on, bf16 autocast made an
+EfficientNet-Lite0 training step (batch 32, 80 px) 0.19 -> 0.29 s and input gradients slower too, so such a CPU
+stays in fp32.
 
 Training (``trainer.precision`` / ``trainer.channels_last``) and evaluation (``execution.precision`` /
 ``channels_last`` / ``compile``) both call :func:`decide`; each records what it decided, and an evaluation off
