@@ -101,17 +101,15 @@ class ConceptScenario(Scenario):
         return [dict(r) for r in done.get("rows", [])], {"concept": done.get("details", {})}
 
 
-def _images(bam, set_name: str, rows: np.ndarray, lm, raw: dict | None = None) -> torch.Tensor:
+def _images(bam, set_name: str, rows: np.ndarray, lm, raw: dict) -> torch.Tensor:
     """The images of ``rows`` preprocessed for ``lm``; the stored pixels are read once per evaluation into ``raw``
     (every model scores the same target, concept and random images: the reads had cost 8 of TCAV's 62 s on the
     demo's twelve models)."""
     rows = np.sort(rows)
     key = (set_name, rows.tobytes())
-    pixels = raw.get(key) if raw is not None else None
-    if pixels is None:
-        pixels = torch.from_numpy(bam[set_name].read("images", rows))
-        if raw is not None:
-            raw[key] = pixels
+    if key not in raw:
+        raw[key] = torch.from_numpy(bam[set_name].read("images", rows))
+    pixels = raw[key]
     dev = next(iter(lm.module.parameters())).device
     return lm.meta.preprocess(pixels.to(dev))
 
@@ -145,10 +143,11 @@ def concept_sets(suite: Suite, bam) -> dict[str, Any]:
 
 
 def _tcav(
-    obj, spec, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts, cache, raw=None
+    obj, spec, lm, bam, suite: Suite, sets: Mapping[str, Any], target_class: int, opts, cache, raw: dict
 ):
     """TCAV of one model, from the cache when this model, method, target class and image sets were scored before
-    (by this evaluation folder or the run ``bamkit score`` reads), else computed and cached."""
+    (by this evaluation folder or the run ``bamkit score`` reads), else computed and cached; ``raw`` holds the
+    sets' stored pixels, shared by every model (:func:`_images`)."""
     from bamkit.attribution.tcav import TCAVResult
     from bamkit.evaluate.cache import model_token
     from bamkit.provenance import json_hash
