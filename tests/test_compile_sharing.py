@@ -62,16 +62,34 @@ def test_another_architecture_compiles_its_own_step(counting_backend):
 
 def test_the_fast_path_is_the_default_on_cuda_only():
     e = Execution()
-    assert e.decided_for("cpu", bf16=False) == {"precision": "fp32", "channels_last": False, "compile": False}
-    assert e.decided_for("cuda", bf16=True) == {"precision": "bf16", "channels_last": True, "compile": True}
+    fold = {"fold_bn": False}  # BatchNorm folding: asked for, never decided (the exact maps are worth more)
+    assert e.decided_for("cpu", bf16=False) == {
+        "precision": "fp32",
+        "channels_last": False,
+        "compile": False,
+        **fold,
+    }
+    assert e.decided_for("cuda", bf16=True) == {
+        "precision": "bf16",
+        "channels_last": True,
+        "compile": True,
+        **fold,
+    }
     assert e.decided_for(torch.device("cuda", 1), bf16=True)["precision"] == "bf16"
     # a GPU without fast bf16 keeps fp32 numbers but the NHWC, compiled path
-    assert e.decided_for("cuda", bf16=False) == {"precision": "fp32", "channels_last": True, "compile": True}
-    exact = Execution(precision="fp32", channels_last=False, compile=False)  # fp32 one setting away
+    assert e.decided_for("cuda", bf16=False) == {
+        "precision": "fp32",
+        "channels_last": True,
+        "compile": True,
+        **fold,
+    }
+    # the exact path, one setting each away
+    exact = Execution(precision="fp32", channels_last=False, compile=False)
     assert exact.decided_for("cuda", bf16=True) == {
         "precision": "fp32",
         "channels_last": False,
         "compile": False,
+        "fold_bn": False,
     }
 
 

@@ -104,6 +104,7 @@ def test_faithfulness_scores_equal_direct_metric_calls(run, data, models):
     from bamkit.data.h5 import BamFile
     from bamkit.evaluate.cache import AttributionCache
     from bamkit.evaluate.datasets import DataSets
+    from bamkit.evaluate.execution import cache_suffix, exec_options
     from bamkit.evaluate.methods import MethodSpec
 
     pi = pd.read_csv(run / "per_image.csv")
@@ -115,7 +116,7 @@ def test_faithfulness_scores_equal_direct_metric_calls(run, data, models):
         e = c.read(
             meta.checkpoint_hash,
             ds.token("obj_scene"),
-            MethodSpec("VG", "vanilla_gradient").key,
+            MethodSpec("VG", "vanilla_gradient").key + cache_suffix(exec_options(_suite(data).execution)),
             "abs_minmax",
             rows,
         )
@@ -396,11 +397,46 @@ def test_off_fp32_runs_record_their_fidelity_and_cache_their_maps_apart(data, mo
     evaluate(exact, tmp_path, loaded_models=models)
     run = json.loads((tmp_path / "summary.json").read_text())["execution"]
     assert run["precision"] == "fp32" and run["fidelity"] is None
+    # fp32 with BatchNorm folded: recorded with its fidelity, cached apart again
+    evaluate(
+        _suite(data, methods=methods, metrics=["mcs"], execution={"fold_bn": True}),
+        tmp_path,
+        loaded_models=models,
+    )
+    run = json.loads((tmp_path / "summary.json").read_text())["execution"]
+    assert (
+        run["precision"] == "fp32"
+        and run["fold_bn"] is True
+        and set(run["fidelity"]["spearman"]) == {"VG", "SG"}
+    )
     keys = []
     with h5py.File(tmp_path / "cache" / "main.h5", "r") as f:
         f.visit(keys.append)
     methods_cached = {k.split("/")[2] for k in keys if k.count("/") == 3}
     assert any(m.endswith("@bf16") for m in methods_cached) and any("@" not in m for m in methods_cached)
+    assert any(m.endswith("@fp32-bn") for m in methods_cached)
+
+
+@pytest.mark.parametrize("execution", [{}, {"fold_bn": True}, {"precision": "bf16"}])
+def test_recompute_computes_the_maps_again_on_and_off_the_exact_path(
+    data, models, tmp_path, monkeypatch, execution
+):
+    """``--recompute LABEL`` forgets the maps of that method also where they are cached under an off-exact key
+    (bf16, folded), not only the exact ones."""
+    from bamkit.evaluate import runner
+
+    calls = []
+    real = runner._attribute
+    monkeypatch.setattr(runner, "_attribute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    s = _suite(
+        data, methods=[{"name": "vanilla_gradient", "label": "VG"}], metrics=["mcs"], execution=execution
+    )
+    evaluate(s, tmp_path, loaded_models=models)
+    first = len(calls)
+    evaluate(s, tmp_path, loaded_models=models)
+    assert first > 0 and len(calls) == first  # read from the cache
+    evaluate(s, tmp_path, loaded_models=models, recompute=("VG",))
+    assert len(calls) == 2 * first  # every map computed again
 
 
 def test_models_whose_keys_share_a_prefix_never_share_maps(data, models, tmp_path):

@@ -94,8 +94,14 @@ def test_paper_suite_takes_the_fast_path_on_cuda_only():
     """The shipped paper suite pins nothing that would keep a GPU on fp32 eager: decided for a CUDA device with
     bf16 it is bf16 + channels_last + compile, for the CPU fp32 eager (the exact path)."""
     e = load_suite(shipped("evaluate/paper.yaml")).execution
-    assert e.decided_for("cuda", bf16=True) == {"precision": "bf16", "channels_last": True, "compile": True}
-    assert e.decided_for("cpu") == {"precision": "fp32", "channels_last": False, "compile": False}
+    fast = {"precision": "bf16", "channels_last": True, "compile": True, "fold_bn": False}
+    assert e.decided_for("cuda", bf16=True) == fast
+    assert e.decided_for("cpu") == {
+        "precision": "fp32",
+        "channels_last": False,
+        "compile": False,
+        "fold_bn": False,
+    }
 
 
 @pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/8", (3, 8)), (None, (0, 1))])

@@ -83,7 +83,7 @@ def _opts(opts: ExecOptions | Mapping[str, Any] | None) -> ExecOptions:
             return ExecOptions(**opts)
         except TypeError as e:
             raise ConfigError(
-                f"opts: {e}; expected keys precision, channels_last, compile, batch_size"
+                f"opts: {e}; expected keys precision, channels_last, compile, fold_bn, batch_size"
             ) from None
     raise ConfigError(f"opts must be an ExecOptions or a dict, got {type(opts).__name__}")
 

@@ -34,12 +34,15 @@ class ExecOptions:
             gradients w.r.t. the input stay float32).
         channels_last: run the model in NHWC memory format (faster convolutions on GPU).
         compile: ``torch.compile`` the forward + input-gradient step (cached per model, kernel and shape).
+        fold_bn: run a copy of the model with each BatchNorm folded into the convolution before it
+            (:mod:`bamkit.attribution.fold`): the same function up to rounding, faster passes.
         batch_size: largest number of samples in one forward/backward (bounds memory whatever ``n_samples`` is).
     """
 
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    fold_bn: bool = False
     batch_size: int = 64
 
     def __post_init__(self) -> None:

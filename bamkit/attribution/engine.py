@@ -17,12 +17,15 @@ import torch
 from torch import nn
 
 from bamkit.attribution.base import ExecOptions, Kernel, Method, check_inputs, model_guard
+from bamkit.attribution.fold import folded
 from bamkit.attribution.reducers import Reducer
 from bamkit.attribution.samplers import Sampler
 from bamkit.errors import ConfigError
 from bamkit.progress import bar
 
 DEFAULT_SEED = 0
+# inputs on which a model's BatchNorm folding is found and checked (ExecOptions.fold_bn)
+FOLD_PROBE_IMAGES = 2
 _SEED_HIGH = 2**62
 
 
@@ -167,7 +170,7 @@ def run_methods(
         target: (N,) long class indices (or one int for all).
         methods: name -> method instance.
         generator, seeds: randomness (see ``Method.attribute``).
-        opts: precision, memory format, compile, batch size.
+        opts: precision, memory format, compile, BatchNorm folding, batch size.
 
     Returns:
         name -> attribution on the inputs' device: (N,C,H,W) for ``output == "input"``, (N,1,H,W) for maps.
@@ -181,6 +184,9 @@ def run_methods(
     for k, m in leaves.items():
         if isinstance(m, SampledMethod) and m.sampled():
             groups.setdefault((m.kernel().key(), m.sampler().key()), []).append((k, m))
+    if opts.fold_bn:  # the BatchNorm-folded copy runs every pass (found and checked on a few of the inputs)
+        with model_guard(model):
+            model = folded(model, x[:FOLD_PROBE_IMAGES])
     with model_guard(model):
         for members in groups.values():
             results.update(_run_group(model, x, target, seeds, members, opts))

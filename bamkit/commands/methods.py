@@ -69,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<{width}}  {'':<7} [{r['paper']}]")
     print(
         "\nAll methods also take the model's input normalisation as mean=/std= (default ImageNet) where "
-        "it matters; execution options (precision, channels_last, compile, batch_size) go in ExecOptions."
+        "it matters; execution options (precision, channels_last, compile, fold_bn, batch_size) go in ExecOptions."
     )
     return 0

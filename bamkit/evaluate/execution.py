@@ -1,7 +1,9 @@
 """How a shard's attributions run: the suite's ``execution`` settings resolved for the device (the fast path on
-CUDA, fp32 on a CPU without AMX bf16 tiles), the record a run keeps of them, and the fidelity of off-fp32 maps.
+CUDA, fp32 on a CPU without AMX bf16 tiles, BatchNorm folded where asked), the record a run keeps of them, and the
+fidelity of maps computed off the exact path.
 
-A run off the exact path (bf16, channels_last or compiled) compares its maps with fp32 eager ones on the first
+A run off the exact path (bf16, channels_last, compiled or BatchNorm-folded) compares its maps with unfolded fp32
+eager ones on the first
 batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, docs/conventions.md#saliency-modes's maps) and
 records the figures in the shard's metadata and ``summary.json``; its maps are cached under their own key, so
 an exact run never reads them.
@@ -27,14 +29,19 @@ def exec_options(e, device: torch.device | str = "cpu") -> ExecOptions:
 
 
 def is_exact(opts: ExecOptions) -> bool:
-    return opts.precision == "fp32" and not opts.compile and not opts.channels_last
+    return opts.precision == "fp32" and not (opts.compile or opts.channels_last or opts.fold_bn)
 
 
 def cache_suffix(opts: ExecOptions) -> str:
-    """Appended to a method's cache key off the exact path (``"@bf16-cl-c"``); ``""`` on it."""
+    """Appended to a method's cache key off the exact path (``"@bf16-cl-c-bn"``); ``""`` on it."""
     if is_exact(opts):
         return ""
-    return f"@{opts.precision}" + ("-cl" if opts.channels_last else "") + ("-c" if opts.compile else "")
+    flags = (
+        ("-cl" if opts.channels_last else "")
+        + ("-c" if opts.compile else "")
+        + ("-bn" if opts.fold_bn else "")
+    )
+    return f"@{opts.precision}" + flags
 
 
 def record(opts: ExecOptions, device: torch.device | str) -> dict[str, Any]:
@@ -45,12 +52,13 @@ def record(opts: ExecOptions, device: torch.device | str) -> dict[str, Any]:
         "precision": opts.precision,
         "channels_last": opts.channels_last,
         "compile": opts.compile,
+        "fold_bn": opts.fold_bn,
         "fidelity": None if is_exact(opts) else {},
     }
 
 
 def measure_fidelity(rec: dict[str, Any], model, x, target, methods: dict[str, Any], seeds, opts) -> None:
-    """Fill ``rec["fidelity"]`` once: Spearman per method between these maps and fp32 eager ones."""
+    """Fill ``rec["fidelity"]`` once: Spearman per method between these maps and unfolded fp32 eager ones."""
     from bamkit.attribution.engine import fidelity
 
     if rec.get("fidelity") != {}:
@@ -58,7 +66,7 @@ def measure_fidelity(rec: dict[str, Any], model, x, target, methods: dict[str, A
     k = min(FIDELITY_IMAGES, x.shape[0])
     rho = fidelity(model, x[:k], target[:k], methods, opts, seeds=seeds[:k])
     rec["fidelity"] = {"images": k, "spearman": rho}
-    log.info("evaluate: %s maps vs fp32 (Spearman, %d images): %s", opts.precision, k, rho)
+    log.info("evaluate: %s maps vs exact fp32 (Spearman, %d images): %s", cache_suffix(opts)[1:], k, rho)
 
 
 def out_of_memory(e, device: torch.device | str, scenario: str, error: BaseException) -> str:

@@ -85,10 +85,12 @@ def run_shard(
         DataSets(suite.data, (suite.patch_data,)) as bam,
         AttributionCache(out / "cache", name, concurrent, read_only) as cache,
     ):
-        for m in suite.methods:
-            if m.label in recompute:
-                cache.recompute(m.key)
         runner = ShardRunner(suite, bam, models, cache, index, count, examples_dir=out / "examples")
+        for m in suite.methods:
+            if m.label in recompute:  # maps off the exact path are cached under the key with its suffix
+                cache.recompute(m.key)
+                if runner.key_suffix:
+                    cache.recompute(m.key + runner.key_suffix)
         df = runner.run()
         skipped, timings, execution = runner.skipped, runner.timings, runner.exec_record
         # what scores whole sets rather than rows (TCAV) runs once per evaluation, in shard 0

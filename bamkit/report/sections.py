@@ -253,14 +253,15 @@ def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
     if ex:
         fid = ex.get("fidelity") or {}
         doc.table(
-            "Execution (the fast path on CUDA: bf16, channels_last, compiled; exact fp32 elsewhere)",
-            ["device", "precision", "channels_last", "compile", "fidelity vs fp32"],
+            "Execution (the fast path on CUDA: bf16, channels_last, compiled; fp32 elsewhere; BatchNorm folded)",
+            ["device", "precision", "channels_last", "compile", "BatchNorm folded", "fidelity vs exact fp32"],
             [[ex.get("device"), ex.get("precision"), ex.get("channels_last"), ex.get("compile"),
+              ex.get("fold_bn", False),
               "exact (fp32 eager)" if ex.get("fidelity") is None else f"{fid.get('images', 0)} images"]],
         )  # fmt: skip
         if fid.get("spearman"):
             doc.table(
-                "Fidelity of these maps: Spearman rank correlation with fp32 eager maps, per method",
+                "Fidelity of these maps: Spearman rank correlation with exact (fp32 eager, unfolded) maps, per method",
                 ["method", "Spearman ρ"],
                 [[m, v] for m, v in fid["spearman"].items()],
             )
