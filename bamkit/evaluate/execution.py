@@ -3,10 +3,9 @@ CUDA, fp32 on a CPU without AMX bf16 tiles, BatchNorm folded where asked), the r
 fidelity of maps computed off the exact path.
 
 A run off the exact path (bf16, channels_last, compiled or BatchNorm-folded) compares its maps with unfolded fp32
-eager ones on the first
-batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method, docs/conventions.md#saliency-modes's maps) and
-records the figures in the shard's metadata and ``summary.json``; its maps are cached under their own key, so
-an exact run never reads them.
+eager ones on the first batch it computes (:data:`FIDELITY_IMAGES` images, Spearman rank correlation per method,
+docs/conventions.md#saliency-modes's maps) and records the figures in the shard's metadata and ``summary.json``;
+its maps are cached under their own key, so an exact run never reads them.
 """
 
 from __future__ import annotations

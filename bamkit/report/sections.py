@@ -253,7 +253,8 @@ def provenance_section(doc: Doc, s: dict[str, Any]) -> None:
     if ex:
         fid = ex.get("fidelity") or {}
         doc.table(
-            "Execution (the fast path on CUDA: bf16, channels_last, compiled; fp32 elsewhere; BatchNorm folded)",
+            "Execution (the fast path on CUDA: bf16, channels_last, compiled; exact fp32 elsewhere; BatchNorm folded "
+            "where asked)",
             ["device", "precision", "channels_last", "compile", "BatchNorm folded", "fidelity vs exact fp32"],
             [[ex.get("device"), ex.get("precision"), ex.get("channels_last"), ex.get("compile"),
               ex.get("fold_bn", False),
