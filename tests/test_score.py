@@ -125,6 +125,7 @@ BAD = {
     "ints": ("return torch.zeros(inputs.shape[0], 3, inputs.shape[2], inputs.shape[3], dtype=torch.long)",
              "torch.int64 tensor", "expected ("),
     "one_row": ("return inputs[:1]", "returned shape (1,", "one row per input image"),
+    "channels_last": ("return inputs.permute(0, 2, 3, 1)", "channels last", "out.permute(0, 3, 1, 2)"),
 }  # fmt: skip
 
 

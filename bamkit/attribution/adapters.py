@@ -78,6 +78,11 @@ def fit_output(out: Any, inputs: torch.Tensor, who: str, upsample: str | None = 
     if not out.is_floating_point():
         raise ConfigError(f"{who} returned a {out.dtype} tensor; {expected} of floats")
     if out.shape[-2:] != (h, w):
+        if tuple(out.shape[1:3]) == (h, w) and out.shape[3] in (1, c):  # (N,H,W,C): the layout, not the size
+            raise ConfigError(
+                f"{who} returned shape {tuple(out.shape)}, channels last; {expected}: return it as "
+                "out.permute(0, 3, 1, 2)"
+            )
         if out.shape[1] != 1 or upsample is None:
             raise ConfigError(
                 f"{who} returned shape {tuple(out.shape)} at another resolution than the input's {h}×{w}; "
