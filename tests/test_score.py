@@ -140,6 +140,20 @@ def test_each_contract_violation_is_one_line_naming_the_method_and_the_shape(
     assert "\n" not in err and case in err and all(f in err for f in fragments), err
 
 
+def test_a_method_with_nan_maps_is_told_why_it_has_no_rank(tiny_run, elsewhere, capsys):
+    """Maps with NaN on some images: those images are excluded and the method is not ranked, and the command says
+    so under its table (not only the report), naming the method and the count."""
+    body = GSQ.replace("return g**2", "g = g.clone()\n    g[::2] = float('nan')\n    return g")
+    (elsewhere / "nan.py").write_text(body)
+    assert main(["score", str(tiny_run), "HALF=./nan.py:gradient_squared", "--out", "res"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    warn = [ln for ln in lines if ln.startswith("warning: HALF: ")]
+    assert len(warn) == 1 and "NaN/Inf" in warn[0] and "not ranked" in warn[0], lines
+    assert lines[-2].startswith("report: ")
+    summary = _summary(elsewhere / "res")
+    assert summary.loc[summary.method == "HALF", "rank"].isna().all()
+
+
 def test_score_changes_how_maps_are_computed_not_what_is_scored(tiny_run, elsewhere, capsys):
     (elsewhere / "gsq.py").write_text(GSQ)
     argv = ["score", str(tiny_run), "./gsq.py:gradient_squared", "--out", "res"]

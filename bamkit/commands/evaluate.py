@@ -65,19 +65,16 @@ def run(args: argparse.Namespace) -> int:
     if summary.is_file():
         import pandas as pd
 
+        from bamkit.evaluate.tables import nonfinite_warnings
+
         df = pd.read_csv(summary)
         cols = [c for c in ("metric", "method", "value", "trial_std", "ci_low", "ci_high", "rank") if c in df]
         shown = df[cols].copy()
         if "rank" in shown:  # ranks are whole numbers; "-" for references and unranked methods
             shown["rank"] = [str(int(r)) if r == r else "-" for r in shown["rank"]]
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        if "n_nonfinite" in df:
-            bad = df[df["n_nonfinite"].fillna(0) > 0].groupby("method")["n_nonfinite"].max()
-            for method, n in bad.items():
-                print(
-                    f"warning: {method}: {int(n)} attribution maps hold NaN/Inf; those images are excluded "
-                    "from its scores and it is not ranked (see n_nonfinite in summary.csv)"
-                )
+        for line in nonfinite_warnings(df):
+            print(line)
         print(f"results: {out}")
     else:
         print(f"shard written to {out / 'shards'}; the tables are merged when every shard is done")

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from bamkit.evaluate.score import score_methods
+    from bamkit.evaluate.tables import nonfinite_warnings
     from bamkit.report import write_report
 
     out = score_methods(args.run, args.methods, out=args.out, in_place=args.in_place,
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         f"{int(r)} of {counts[m]}" if r == r else "-" for r, m in zip(shown["rank"], shown["metric"])
     ]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for line in nonfinite_warnings(df, labels):  # why a method of yours shows no rank
+        print(line)
     print(f"report: {page}")
     print(out)
     return 0

@@ -78,6 +78,9 @@ def nonfinite_counts(per_image: pd.DataFrame | None) -> dict[tuple[str, str], in
     if per_image is None or "nonfinite" not in per_image or not len(per_image):
         return {}
     d = per_image[per_image["nonfinite"].fillna(False).astype(bool)]
+    d = d.drop_duplicates(
+        [c for c in ("scenario", "method", "model", "set", "image") if c in d]
+    )  # one per map
     return {(str(s), str(m)): int(n) for (s, m), n in d.groupby(["scenario", "method"]).size().items()}
 
 
@@ -210,7 +213,7 @@ def summarize(
                 row["n_nonfinite"] = nonfinite.get((scenario, method), 0)
                 rows.append(row)
     ctx = SummaryContext(suite, per_image, pairs, acc_drop, once or {})
-    extra_rows, sections = scenarios.summary_extras(ctx)
+    extra_rows, sections = scenarios.summary_extras(ctx, nonfinite)
     rows.extend(extra_rows)
     summary = pd.DataFrame(rows)
     if summary.empty:
@@ -252,3 +255,18 @@ def _clean(obj: Any) -> Any:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic.write_text(path, json.dumps(_clean(data), indent=1, sort_keys=False))
+
+
+def nonfinite_warnings(summary: pd.DataFrame, methods: list[str] | None = None) -> list[str]:
+    """One line per method (of ``methods``, default all) whose maps held NaN/Inf somewhere: the leaderboard shows
+    its values without a rank, and this says why (``n_nonfinite`` in ``summary.csv``)."""
+    if "n_nonfinite" not in summary:
+        return []
+    rows = summary[summary["n_nonfinite"].fillna(0) > 0]
+    if methods is not None:
+        rows = rows[rows["method"].isin(methods)]
+    return [
+        f"warning: {method}: {int(n)} attribution maps hold NaN/Inf; those images are excluded from its scores "
+        "and it is not ranked (see n_nonfinite in summary.csv)"
+        for method, n in rows.groupby("method")["n_nonfinite"].max().items()
+    ]

@@ -161,12 +161,19 @@ def unsummarized(suite: Suite) -> set[str]:
     return {name for name, cls in SCENARIOS.registered() if not cls.summarize_pairs}
 
 
-def summary_extras(ctx: SummaryContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every scenario's extra leaderboard rows and ``summary.json`` sections, in registry order."""
+def summary_extras(
+    ctx: SummaryContext, nonfinite: dict[tuple[str, str], int] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every scenario's extra leaderboard rows and ``summary.json`` sections, in registry order.
+
+    ``nonfinite``: (scenario, method) -> images whose maps held NaN/Inf; a scenario's own rows rest on its maps,
+    so each row without a count of its own gets its scenario's (a method with such maps is shown, not ranked)."""
     rows: list[dict[str, Any]] = []
     sections: dict[str, Any] = {}
     for sc in bound(ctx.suite):
         r, extra = sc.summary(ctx)
+        for row in r:
+            row.setdefault("n_nonfinite", (nonfinite or {}).get((sc.name, str(row.get("method"))), 0))
         rows.extend(r)
         sections.update(extra)
     return rows, sections

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = tables.PROTOCOLS
 _PROTOCOL_METRIC = {"noise": "kendall_noise", "masking": "kendall_masking"}
+NONFINITE = "nonfinite"  # the per-image flag beside the protocols' (tau, cosine) in results and the cache
 _DEFAULTS = inspect.signature(input_noise_stability).parameters  # the protocols' own defaults
 
 
@@ -193,7 +194,8 @@ def stability_batch(
     chunk: int = 64,
 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """Both protocols for one batch of images: ``(label, protocol) -> (tau (B,L), cosine (B,L))``, computed by
-    the registry's protocol functions (:mod:`bamkit.metrics.stability`).
+    the registry's protocol functions (:mod:`bamkit.metrics.stability`), and ``(label, NONFINITE) -> (B,)`` bool:
+    whether any of the image's maps (clean or perturbed) held NaN/Inf.
 
     Args:
         explain_of: labels -> an :data:`~bamkit.metrics.stability.Explain` running those methods with each
@@ -203,6 +205,22 @@ def stability_batch(
         fill: protocol 2's fill value in model space.
         chunk: perturbed copies per ``attribute_many`` call.
     """
+    bad = {label: np.zeros(x.shape[0], bool) for label in methods}
+
+    def tracked(labels: Sequence[str], of=explain_of) -> Explain:  # notes every image with a NaN/Inf map
+        inner = of(labels)
+
+        def explain(inputs: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+            maps = inner(inputs, index)
+            for k, v in maps.items():
+                if k in bad:
+                    nonfinite = (~torch.isfinite(v)).flatten(1).any(1).cpu().numpy()
+                    np.logical_or.at(bad[k], index.cpu().numpy(), nonfinite)
+            return maps
+
+        return explain
+
+    explain_of = tracked
     explain = explain_of(list(methods))
     rows = torch.arange(x.shape[0])
     clean = explain(x, rows)
@@ -233,6 +251,8 @@ def stability_batch(
 
             r = masking(single, x, st.ratios, fill, clean=a, **common)
             out[(label, "masking")] = (r.tau.numpy(), r.cosine.numpy())
+    for label in methods:
+        out[(label, NONFINITE)] = bad[label]
     return out
 
 
@@ -271,8 +291,11 @@ def run_stability_leg(runner, leg: Leg, st: StabilitySettings) -> list[pd.DataFr
             res.update(done)
         pred = target.cpu().numpy()
         for label in objs:
+            bad = np.asarray(res[(label, NONFINITE)], bool)
             for proto in leg.scores:
                 tau, cos = res[(label, proto)]
+                # an image with NaN/Inf maps has no score (never counted; the method is shown, not ranked)
+                tau, cos = np.where(bad[:, None], np.nan, tau), np.where(bad[:, None], np.nan, cos)
                 lv = np.asarray(levels[proto], dtype=float)
                 nb, nl = tau.shape
                 frames.append(
@@ -294,6 +317,7 @@ def run_stability_leg(runner, leg: Leg, st: StabilitySettings) -> list[pd.DataFr
                             "level": np.tile(lv, nb),
                             "tau": tau.reshape(-1),
                             "cosine": cos.reshape(-1),
+                            "nonfinite": np.repeat(bad, nl),
                         }
                     )
                 )
@@ -315,11 +339,12 @@ def _cached(runner, lm, leg: Leg, st: StabilitySettings, rows: np.ndarray, label
     res, todo = {}, []
     for label in labels:
         hits = [runner.cache.get_json("stability", k) for k in _row_keys(runner, lm, leg, st, label, rows)]
-        if any(h is None for h in hits):
+        if any(h is None or NONFINITE not in h for h in hits):  # (entries of before the flag: computed again)
             todo.append(label)
             continue
         for proto in leg.scores:
             res[(label, proto)] = tuple(np.array([h[proto][i] for h in hits], dtype=float) for i in (0, 1))
+        res[(label, NONFINITE)] = np.array([bool(h[NONFINITE]) for h in hits])
     return res, todo
 
 
@@ -328,4 +353,5 @@ def _store(runner, lm, leg: Leg, st: StabilitySettings, rows: np.ndarray, res, l
         for j, key in enumerate(_row_keys(runner, lm, leg, st, label, rows)):
             value = {proto: [res[(label, proto)][0][j].tolist(), res[(label, proto)][1][j].tolist()]
                      for proto in leg.scores}  # fmt: skip
+            value[NONFINITE] = bool(res[(label, NONFINITE)][j])
             runner.cache.put_json("stability", key, value)
