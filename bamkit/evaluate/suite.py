@@ -85,8 +85,8 @@ class Execution:
     ``precision``, ``channels_last`` and ``compile`` default to ``auto``: the fast path (bf16, channels_last,
     ``torch.compile``) on a CUDA device, bf16 on a CPU with AMX tiles, fp32 eager elsewhere (:meth:`decided_for`,
     :mod:`bamkit.devices`). ``fold_bn: true`` runs each model with its BatchNorms folded into the convolutions
-    before them (:mod:`bamkit.attribution.fold`): the same function up to rounding, passes about 1.2x faster on a
-    CPU; off by default, since the exact maps are worth more than that. The run records what it used and, off the
+    before them (:mod:`bamkit.attribution.fold`): the same function up to rounding, the demo's evaluate stage 0.89x
+    of its time on a CPU; off by default, since the exact maps are worth more than that. The run records what it used and, off the
     exact path, the maps' rank fidelity against unfolded fp32 eager ones per method. ``precision: fp32`` with
     ``compile``, ``channels_last`` and ``fold_bn`` false is the exact path on any device.
     """
