@@ -192,7 +192,7 @@ def stability_batch(
     protocols: Sequence[str],
     fill: float | torch.Tensor = 0.0,
     chunk: int = 64,
-) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+) -> dict[tuple[str, str], Any]:
     """Both protocols for one batch of images: ``(label, protocol) -> (tau (B,L), cosine (B,L))``, computed by
     the registry's protocol functions (:mod:`bamkit.metrics.stability`), and ``(label, NONFINITE) -> (B,)`` bool:
     whether any of the image's maps (clean or perturbed) held NaN/Inf.
@@ -224,7 +224,7 @@ def stability_batch(
     explain = explain_of(list(methods))
     rows = torch.arange(x.shape[0])
     clean = explain(x, rows)
-    out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    out: dict[tuple[str, str], Any] = {}
     common = {"variant": st.variant, "max_n": st.max_n, "seeds": stab_seeds, "chunk": chunk}
     if "noise" in protocols:
         noise = METRICS.get(_PROTOCOL_METRIC["noise"]).function
