@@ -152,6 +152,14 @@ def test_a_method_with_nan_maps_is_told_why_it_has_no_rank(tiny_run, elsewhere, 
     assert lines[-2].startswith("report: ")
     summary = _summary(elsewhere / "res")
     assert summary.loc[summary.method == "HALF", "rank"].isna().all()
+    # counted once per map, though stability has a row per level of each image
+    per = pd.read_csv(elsewhere / "res" / "per_image.csv")
+    maps = per[(per.method == "HALF") & per.nonfinite].drop_duplicates(["scenario", "model", "set", "image"])
+    assert (per[(per.method == "HALF") & per.nonfinite].scenario == "stability").sum() > (
+        maps.scenario == "stability"
+    ).sum()
+    counts = json.loads((elsewhere / "res" / "summary.json").read_text())["counts"]["nonfinite_maps"]
+    assert counts["HALF"] == len(maps)
 
 
 def test_score_changes_how_maps_are_computed_not_what_is_scored(tiny_run, elsewhere, capsys):

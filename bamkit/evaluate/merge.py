@@ -166,9 +166,11 @@ def _counts(per_image: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, Any]:
     if "flag" in per_image:
         flag = per_image["flag"].fillna(0).astype(int)
         c["degenerate_maps"] = (flag > 0).groupby(per_image["method"]).sum().astype(int).to_dict()
-    if "nonfinite" in per_image:
-        bad = per_image["nonfinite"].fillna(False).astype(bool)
-        c["nonfinite_maps"] = {m: int(n) for m, n in bad.groupby(per_image["method"]).sum().items() if n}
+    if "nonfinite" in per_image:  # maps, not rows: stability has a row per level of each image
+        per_method: dict[str, int] = {}
+        for (_, method), n in tables.nonfinite_counts(per_image).items():
+            per_method[method] = per_method.get(method, 0) + n
+        c["nonfinite_maps"] = per_method
     if len(pairs):
         c["pairs_included"] = pairs.groupby("metric")["included"].sum().astype(int).to_dict()
     return c

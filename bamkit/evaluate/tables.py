@@ -74,7 +74,8 @@ def _rank(values: pd.Series, higher: bool | None, reference: pd.Series, excluded
 
 
 def nonfinite_counts(per_image: pd.DataFrame | None) -> dict[tuple[str, str], int]:
-    """(scenario, method) -> images whose attributions held NaN/Inf (excluded from that scenario's scores)."""
+    """(scenario, method) -> maps (model, set, image) whose attributions held NaN/Inf (excluded from that scenario's
+    scores); a scenario with several rows per image (stability's levels) counts each image once."""
     if per_image is None or "nonfinite" not in per_image or not len(per_image):
         return {}
     d = per_image[per_image["nonfinite"].fillna(False).astype(bool)]
